@@ -1,0 +1,168 @@
+"""Shared fixtures: rendering the template, the answer matrix, and the linters."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = Path(sys.executable).parent
+
+# Answer sets every rendered-file check runs on. Together they cover both
+# Airflow majors, both deployment targets, every network_mode and dags_source,
+# several queues and many Python packages.
+MATRIX: dict[str, dict[str, Any]] = {
+    "defaults": {"team_name": "team-c"},
+    "af3-service-connector-image": {
+        "team_name": "team-c",
+        "airflow_version": "3.3.2",
+        "deployment_target": "service",
+        "min_instances": 1,
+        "max_instances": 3,
+        "network_mode": "vpc-connector",
+        "vpc_connector": "edge-connector",
+        "dags_source": "image",
+        "queues": ["team_c_queue", "team_c_heavy", "team-c.gpu"],
+        "python_deps": ["pandas==2.2.3", "requests>=2.32", "pyarrow~=17.0"],
+    },
+    "af3-pool-directvpc-gcs": {
+        "team_name": "analytics",
+        "gcp_project_id": "acme-data-prod",
+        "region": "us-central1",
+        "airflow_version": "3.3.2",
+        "network_mode": "direct-vpc",
+        "vpc_network": "shared-vpc",
+        "vpc_subnet": "edge-subnet",
+        "vpc_egress": "all-traffic",
+        "instances": 3,
+        "dags_bucket": "acme-dags",
+        "dags_bucket_path": "teams/analytics/dags",
+    },
+    "af2-service-directvpc-image": {
+        "team_name": "team-b",
+        "airflow_version": "2.10.5",
+        "deployment_target": "service",
+        "min_instances": 2,
+        "max_instances": 4,
+        "network_mode": "direct-vpc",
+        "dags_source": "image",
+    },
+    "af2-service-none-gcs": {
+        "team_name": "ml-platform",
+        "airflow_version": "2.10.3",
+        "python_version": "3.11",
+        "deployment_target": "service",
+        "network_mode": "none",
+        "queues": ["ml_train", "ml_score"],
+    },
+    "af3.0-py310-edge4-pool-image": {
+        "team_name": "finance",
+        "airflow_version": "3.0.6",
+        "python_version": "3.10",
+        "edge_provider_version": "4.3.2",
+        "dags_source": "image",
+        "worker_concurrency": 2,
+        "memory": "1Gi",
+    },
+    "af3.1-many-deps-directvpc": {
+        "team_name": "geo",
+        "airflow_version": "3.1.8",
+        "network_mode": "direct-vpc",
+        "vpc_egress": "private-ranges-only",
+        "python_deps": [
+            "pandas==2.2.3",
+            "numpy>=1.26,<3",
+            "requests[socks]>=2.32",
+            "shapely==2.0.6",
+            "pyproj>=3.6",
+            "google-cloud-bigquery[pandas]==3.27.0",
+            "sqlalchemy-utils",
+            "python-dateutil>=2.9",
+            "tenacity!=8.4.0",
+            "zope.interface==7.1.1",
+        ],
+    },
+    "af3.2-big-sizing": {
+        "team_name": "heavy-jobs",
+        "airflow_version": "3.2.2",
+        "cpu": "4",
+        "memory": "8Gi",
+        "worker_concurrency": 16,
+        "queues": ["q1", "q2", "q3", "q4", "q5"],
+        "pool_slots": 40,
+        "job_poll_interval": 2,
+        "heartbeat_interval": 15,
+    },
+}
+
+
+def render(dst: Path, answers: dict[str, Any], *, src: Path = ROOT, vcs_ref: str | None = None) -> Path:
+    """Render the template the way a team does: copier's API, trust off, all defaults."""
+    copier.run_copy(
+        str(src),
+        str(dst),
+        data=answers,
+        defaults=True,
+        unsafe=False,
+        quiet=True,
+        vcs_ref=vcs_ref,
+    )
+    return dst
+
+
+@pytest.fixture(scope="session")
+def render_to(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """render_to(answers, name=...) renders into a fresh temporary folder."""
+
+    def _render(answers: dict[str, Any], name: str = "team", **kwargs: Any) -> Path:
+        return render(tmp_path_factory.mktemp("render") / name, answers, **kwargs)
+
+    return _render
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    name: str
+    given: dict[str, Any]
+    repo: Path
+
+
+@pytest.fixture(scope="session", params=sorted(MATRIX), ids=sorted(MATRIX))
+def matrix_case(request: pytest.FixtureRequest, render_to: Callable[..., Path]) -> MatrixCase:
+    """One rendered team repo per answer set of MATRIX (rendered once per session)."""
+    given = MATRIX[request.param]
+    return MatrixCase(request.param, given, render_to(given, name=given["team_name"]))
+
+
+@pytest.fixture(scope="session")
+def matrix_repo(matrix_case: MatrixCase) -> Path:
+    return matrix_case.repo
+
+
+def rendered_files(repo: Path, pattern: str = "*") -> list[Path]:
+    return sorted(p for p in repo.rglob(pattern) if p.is_file() and ".git" not in p.parts)
+
+
+def tool(name: str) -> str:
+    """A linter from the dev toolchain (installed beside this Python)."""
+    found = shutil.which(name, path=str(TOOLS_BIN)) or shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is missing: install requirements-dev.txt (python3 scripts/dev.py test does)")
+    return found
+
+
+def run_tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def load_answers(repo: Path) -> dict[str, Any]:
+    return yaml.safe_load((repo / ".copier-answers.yml").read_text())

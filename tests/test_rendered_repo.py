@@ -1,0 +1,165 @@
+"""Every answer set of the matrix renders a complete team repo that passes the field's linters."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import MATRIX, ROOT, MatrixCase, load_answers, rendered_files, run_tool, tool
+
+ALWAYS = [
+    ".copier-answers.yml",
+    ".dockerignore",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".yamllint.yaml",
+    "Dockerfile",
+    "README.md",
+    "central/README.md",
+    "central/airflow.cfg",
+    "central/edge.env",
+    "cloudbuild.yaml",
+    "deploy.sh",
+    "docs/deploy.md",
+    "entrypoint.sh",
+    "pools.json",
+    "requirements.txt",
+    "startup.py",
+    "worker.env.yaml",
+]
+
+
+def test_the_repo_has_every_file_and_only_where_it_applies(matrix_repo: Path) -> None:
+    answers = load_answers(matrix_repo)
+    module = answers["team_name"].replace("-", "_")
+    expected = set(ALWAYS) | {
+        f"dags/{module}/__init__.py",
+        f"dags/{module}/edge_defaults.py",
+        f"dags/{module}/example_dag.py",
+    }
+    if answers["deployment_target"] == "service":
+        expected.add("health_server.py")
+    actual = {str(p.relative_to(matrix_repo)) for p in rendered_files(matrix_repo)}
+    assert actual == expected
+    empty = [p for p in rendered_files(matrix_repo) if p.stat().st_size == 0]
+    assert empty == []
+
+
+def test_no_template_syntax_is_left_in_any_file(matrix_repo: Path) -> None:
+    leftovers = [str(p) for p in rendered_files(matrix_repo) if "{{" in p.read_text() or "{%" in p.read_text()]
+    assert leftovers == []
+
+
+def test_scripts_are_executable(matrix_repo: Path) -> None:
+    for name in ("entrypoint.sh", "deploy.sh"):
+        assert (matrix_repo / name).stat().st_mode & 0o111, name
+
+
+def test_yaml_passes_yamllint_strict(matrix_repo: Path) -> None:
+    files = [str(p) for p in rendered_files(matrix_repo) if p.suffix in (".yml", ".yaml")]
+    result = run_tool([tool("yamllint"), "--strict", "-c", ".yamllint.yaml", *files], matrix_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shell_passes_shellcheck(matrix_repo: Path) -> None:
+    files = [str(p) for p in rendered_files(matrix_repo, "*.sh")]
+    assert files
+    result = run_tool([tool("shellcheck"), "--severity=style", *files], matrix_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint(matrix_repo: Path) -> None:
+    result = run_tool([tool("hadolint"), "--failure-threshold", "style", "Dockerfile"], matrix_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cloudbuild_matches_the_cloud_build_schema(matrix_repo: Path) -> None:
+    result = run_tool(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.cloudbuild", "cloudbuild.yaml"], matrix_repo
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_python_passes_ruff_and_compiles(matrix_repo: Path) -> None:
+    files = rendered_files(matrix_repo, "*.py")
+    for path in files:
+        py_compile.compile(str(path), doraise=True, cfile=str(path) + ".tmpc")
+        Path(str(path) + ".tmpc").unlink()
+    result = run_tool(
+        [tool("ruff"), "check", "--no-cache", "--isolated", "--select", "E,F,W,I,B,UP,S,N", "--ignore", "S101",
+         "--line-length", "120", *map(str, files)],
+        matrix_repo,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_json_files_parse(matrix_repo: Path) -> None:
+    pools = json.loads((matrix_repo / "pools.json").read_text())
+    answers = load_answers(matrix_repo)
+    assert pools == {
+        answers["pool_name"]: {
+            "slots": answers["pool_slots"],
+            "description": pools[answers["pool_name"]]["description"],
+            "include_deferred": False,
+        }
+    }
+
+
+def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCase) -> None:
+    answers = load_answers(matrix_case.repo)
+    assert {key: answers[key] for key in matrix_case.given} == matrix_case.given
+    hidden = {"team_module", "secret_env_var", "memory_mib", "supported_airflow_versions", "dags_folder"}
+    assert hidden.isdisjoint(answers)
+
+
+def test_worker_environment_is_a_flat_map_of_strings(matrix_repo: Path) -> None:
+    env = yaml.safe_load((matrix_repo / "worker.env.yaml").read_text())
+    assert env
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    answers = load_answers(matrix_repo)
+    assert env["EDGE_WORKER_QUEUES"] == ",".join(answers["queues"])
+    assert env["AIRFLOW__EDGE__API_URL"] == answers["edge_api_url"]
+    assert not any("SECRET" in key for key in env)
+
+
+def test_dockerfile_pins_airflow_and_the_provider_to_the_central_site(matrix_repo: Path) -> None:
+    answers = load_answers(matrix_repo)
+    dockerfile = (matrix_repo / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ")
+    assert f"FROM {answers['base_image']}\n" in dockerfile
+    assert f'"apache-airflow=={answers["airflow_version"]}"' in dockerfile
+    assert f'"apache-airflow-providers-edge3=={answers["edge_provider_version"]}"' in dockerfile
+    requirements = (matrix_repo / "requirements.txt").read_text().splitlines()
+    assert [line for line in requirements if line and not line.startswith("#")] == answers["python_deps"]
+
+
+def test_central_settings_name_the_secret_option_of_the_airflow_major(matrix_repo: Path) -> None:
+    answers = load_answers(matrix_repo)
+    env = (matrix_repo / "central" / "edge.env").read_text()
+    major = int(answers["airflow_version"].split(".")[0])
+    expected = "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
+    assert expected in env
+    assert "EDGE_WORKER_API_SECRET_KEY" not in env
+    minor = int(answers["airflow_version"].split(".")[1])
+    assert ("EdgeDBManager" in env) == (major == 3 and minor < 2)
+
+
+def test_the_template_itself_is_clean(tmp_path: Path) -> None:
+    """The template repo's own Python and YAML pass the same linters."""
+    result = run_tool([tool("ruff"), "check", "--no-cache", "."], ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    yaml_files = [str(p) for p in [ROOT / "copier.yml", *ROOT.glob("*.yaml")] if p.exists()]
+    result = run_tool([tool("yamllint"), "--strict", "-c", str(ROOT / ".yamllint.yaml"), *yaml_files], ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
+def test_same_answers_give_a_byte_identical_tree(render_to, case: str) -> None:
+    first = render_to(MATRIX[case], name="a")
+    second = render_to(MATRIX[case], name="b")
+    files_a = {str(p.relative_to(first)): p.read_bytes() for p in rendered_files(first)}
+    files_b = {str(p.relative_to(second)): p.read_bytes() for p in rendered_files(second)}
+    assert files_a == files_b
