@@ -1,0 +1,103 @@
+"""Real central sites (Airflow 2.10 on PostgreSQL, Airflow 3 on SQLite) with two rendered teams."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import render
+
+from e2e import harness
+
+# Team c's DAGs may hold this task, which runs long enough to be cut by a shutdown.
+SLOW_DAG = '''"""A team DAG added by hand: one task that runs for a while."""
+
+import time
+
+from team_c import team_default_args
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
+
+with DAG(dag_id="team_c_slow", default_args=team_default_args(), schedule=None, catchup=False):
+
+    @task
+    def sleep_a_while() -> None:
+        time.sleep(120)
+
+    sleep_a_while()
+'''
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    airflow_version: str
+    team_c_target: str
+    team_a_target: str
+    postgres: bool
+
+
+TRACKS = {
+    "airflow2": Track("airflow2", "2.10.5", "service", "worker-pool", postgres=True),
+    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False),
+}
+
+
+@dataclass
+class Site:
+    track: Track
+    central: harness.CentralSite
+    venv: Path
+    team_c: Path
+    team_a: Path
+    logs: Path
+    secret: str
+
+    def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
+        return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def edge_secret() -> str:
+    # Made at run time, never written to a file: the hygiene test looks for it everywhere.
+    return secrets.token_urlsafe(64)
+
+
+@pytest.fixture(scope="session", params=sorted(TRACKS))
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, edge_secret: str) -> Iterator[Site]:
+    track = TRACKS[request.param]
+    if track.postgres and harness.postgres_bin() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are missing: apt-get install postgresql")
+    root = tmp_path_factory.mktemp(track.name)
+    port = harness.free_port()
+    common = {
+        "airflow_version": track.airflow_version,
+        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi",
+        "job_poll_interval": 1,
+        "heartbeat_interval": 5,
+        "dags_source": "image",
+    }
+    team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
+    team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
+    (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
+    central_extra = ("psycopg2-binary",) if track.postgres else ()
+    venv_path = harness.airflow_venv(team_c, extra=central_extra)
+    with ExitStack() as stack:
+        db = stack.enter_context(harness.postgres()) if track.postgres else None
+        central = harness.CentralSite(
+            venv_path, root / "central", port, edge_secret, int(track.airflow_version[0]), db, root / "logs"
+        )
+        central.configure(harness.read_env_file(team_c / "central" / "edge.env"))
+        stack.callback(central.stop)
+        central.start()
+        central.add_team(team_c)
+        central.add_team(team_a)
+        yield Site(track, central, venv_path, team_c, team_a, root / "logs", edge_secret)

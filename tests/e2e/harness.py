@@ -1,0 +1,433 @@
+"""A real Airflow central site, PostgreSQL and Edge workers, run from rendered team repos.
+
+Nothing here is faked: the venv holds exactly what the rendered Dockerfile installs,
+the central site is configured from the rendered central/ files, and workers are the
+rendered entrypoint.sh with the rendered worker.env.yaml plus the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CACHE = Path(os.environ.get("EDGE_TEMPLATE_CACHE", Path.home() / ".cache" / "edge-template"))
+PIP_ARGS = re.compile(r'RUN pip install --no-cache-dir \\\n((?:\s+.+\\\n)*\s+.+)\n')
+
+
+class HarnessError(AssertionError):
+    """The real system did not reach the expected state; the message says what was seen."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll `check` until it returns a truthy value; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise HarnessError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- venvs
+
+
+def dockerfile_pip_args(repo: Path) -> list[str]:
+    """The arguments of the rendered Dockerfile's `pip install`, with paths made local."""
+    match = PIP_ARGS.search((repo / "Dockerfile").read_text())
+    if not match:
+        raise HarnessError("no `RUN pip install --no-cache-dir` in the rendered Dockerfile")
+    args = [a.strip().rstrip("\\").strip().strip('"') for a in match.group(1).splitlines()]
+    args = [a for a in args if a]
+    out: list[str] = []
+    for arg in args:
+        if arg.startswith("-r "):
+            out += ["-r", str(repo / "requirements.txt")]
+        else:
+            out.append(arg)
+    return out
+
+
+def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
+    """A venv with what the rendered Dockerfile installs (plus `extra`), cached by its pins."""
+    args = dockerfile_pip_args(repo)
+    requirements = (repo / "requirements.txt").read_text()
+    key_source = json.dumps(
+        [sys.version_info[:2], [a for a in args if a != str(repo / "requirements.txt")], requirements, extra]
+    )
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    path = CACHE / "venvs" / key
+    if (path / ".complete").exists():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    venv.EnvBuilder(with_pip=True).create(path)
+    pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+    result = subprocess.run([*pip, *args, *extra], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise HarnessError(f"pip install {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    (path / ".complete").write_text(key_source)
+    return path
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Stop this process by its own PID; then end what it started in its process group."""
+        if self.alive():
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        # Task processes run in sessions of their own: end any left in our group.
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return self.popen.returncode
+
+
+def start(name: str, argv: list[str], env: dict[str, str], logs: Path, cwd: Path | None = None) -> Proc:
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found else None
+
+
+@dataclass
+class Postgres:
+    root: Path
+    port: int
+    bin: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/airflow"
+
+    def psql(self, sql: str) -> list[list[str]]:
+        result = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "airflow",
+             "-At", "-F", "\t", "-c", sql],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise HarnessError(f"psql failed: {result.stderr}")
+        return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root: run its tools as the postgres user.
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@contextmanager
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server on a free loopback port."""
+    pg_bin = postgres_bin()
+    if pg_bin is None:
+        raise HarnessError("PostgreSQL binaries (pg_ctl, initdb) are missing: apt-get install postgresql")
+    # Not under pytest's tmp dir: the postgres user cannot enter root's 0700 folders.
+    root = Path(tempfile.mkdtemp(prefix="edge-template-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data = root / "data"
+    port = free_port()
+
+    def run(argv: list[str], as_postgres: bool = True) -> None:
+        result = subprocess.run(_as_postgres(argv) if as_postgres else argv, capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise HarnessError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
+
+    try:
+        run([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run([str(pg_bin / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "pg.log"), "-o", options, "start"])
+        try:
+            run([str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "airflow"],
+                as_postgres=False)
+            yield Postgres(root, port, pg_bin)
+        finally:
+            subprocess.run(_as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                           check=False, capture_output=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- rendered files
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a rendered .env file (comments and blanks skipped)."""
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+def worker_env_file(repo: Path) -> dict[str, str]:
+    return yaml.safe_load((repo / "worker.env.yaml").read_text())
+
+
+# --------------------------------------------------------------------------- central site
+
+
+@dataclass
+class CentralSite:
+    """A central Airflow site, configured from a rendered repo's central/edge.env."""
+
+    venv: Path
+    home: Path
+    port: int
+    secret: str
+    airflow_major: int
+    db: Postgres | None
+    logs: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/edge_worker/v1/rpcapi"
+
+    @property
+    def dags(self) -> Path:
+        return self.home / "dags"
+
+    def configure(self, central_env: dict[str, str]) -> None:
+        secret_var = "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if self.airflow_major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
+        self.env = {
+            "PATH": f"{self.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(self.home),
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__WEBSERVER__WORKERS": "2",
+            "AIRFLOW__WEBSERVER__SECRET_KEY": hashlib.sha256(self.secret.encode() + b"web").hexdigest(),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "PYTHONUNBUFFERED": "1",
+            **central_env,
+            "AIRFLOW__EDGE__API_URL": self.api_url,
+            secret_var: self.secret,
+        }
+        if self.db is not None:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db.url
+        else:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{self.home / 'airflow.db'}"
+
+    def airflow(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            [str(self.venv / "bin" / "airflow"), *args], env=self.env, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+        if result.returncode != 0:
+            raise HarnessError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return result.stdout
+
+    def start(self) -> None:
+        self.dags.mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate")
+        bin_airflow = str(self.venv / "bin" / "airflow")
+        if self.airflow_major == 2:
+            server = [bin_airflow, "webserver", "--port", str(self.port), "--hostname", "127.0.0.1"]
+            self.procs.append(start("central-webserver", server, self.env, self.logs))
+            self.procs.append(start("central-scheduler", [bin_airflow, "scheduler"], self.env, self.logs))
+        else:
+            server = [bin_airflow, "api-server", "--port", str(self.port), "--host", "127.0.0.1"]
+            self.procs.append(start("central-api-server", server, self.env, self.logs))
+            self.procs.append(start("central-scheduler", [bin_airflow, "scheduler"], self.env, self.logs))
+            self.procs.append(start("central-dag-processor", [bin_airflow, "dag-processor"], self.env, self.logs))
+        wait_until("the central site's Edge API /health", self.edge_api_up, timeout=180, interval=1)
+
+    def edge_api_up(self) -> bool:
+        for proc in self.procs:
+            if not proc.alive():
+                raise HarnessError(f"{proc.name} exited:\n{proc.text()[-4000:]}")
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.api_url.removesuffix("/rpcapi") + "/health", timeout=3) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    def add_team(self, repo: Path) -> None:
+        """The team's DAG files into the central DAG folder, and its pool."""
+        shutil.copytree(repo / "dags", self.dags, dirs_exist_ok=True)
+        self.airflow("pools", "import", str(repo / "pools.json"))
+
+    def query(self, sql: str) -> list[list[Any]]:
+        if self.db is not None:
+            return self.db.psql(sql)
+        with sqlite3.connect(self.home / "airflow.db", timeout=30) as conn:
+            return [list(row) for row in conn.execute(sql).fetchall()]
+
+    def worker_rows(self) -> dict[str, str]:
+        """worker_name -> state, as the central site records it."""
+        return {str(name): str(state) for name, state in self.query("SELECT worker_name, state FROM edge_worker")}
+
+    def trigger(self, dag_id: str) -> str:
+        run_id = f"e2e_{dag_id}_{time.time_ns()}"
+        self.airflow("dags", "reserialize")
+        self.airflow("dags", "unpause", dag_id)
+        self.airflow("dags", "trigger", dag_id, "--run-id", run_id)
+        return run_id
+
+    def task_instance(self, dag_id: str, run_id: str) -> dict[str, str] | None:
+        rows = self.query(
+            "SELECT state, hostname, queue, pool FROM task_instance "
+            f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'"
+        )
+        if not rows:
+            return None
+        state, hostname, queue, pool = rows[0]
+        return {"state": str(state), "hostname": str(hostname), "queue": str(queue), "pool": str(pool)}
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass
+class Worker:
+    """A rendered entrypoint.sh, started with the rendered worker environment plus the secret."""
+
+    proc: Proc
+    repo: Path
+    home: Path
+    port: int | None
+
+    def name(self) -> str | None:
+        match = re.search(r"entrypoint: worker name (\S+),", self.proc.text())
+        return match.group(1) if match else None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        code = self.proc.stop(sig, timeout)
+        kill_strays(f"AIRFLOW_HOME={self.home}")
+        return code
+
+    def worker_pid(self) -> int | None:
+        path = self.home / "run" / "worker.pid"
+        try:
+            return int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def start_worker(
+    repo: Path, venv_path: Path, secret: str | None, logs: Path, name: str, overrides: dict[str, str] | None = None
+) -> Worker:
+    home = logs / name / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(worker_env_file(repo))
+    # Container paths become local ones; nothing else is added but the secret.
+    env.update(
+        {
+            "PATH": f"{venv_path / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(home),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    port = None
+    if env.get("EDGE_HEALTH_SERVER") == "true":
+        port = free_port()
+        env["PORT"] = str(port)
+    if secret is not None:
+        env["EDGE_SHARED_SECRET"] = secret
+    env.update(overrides or {})
+    proc = start(name, [str(repo / "entrypoint.sh")], env, logs)
+    return Worker(proc, repo, home, port)
+
+
+def kill_strays(marker: str) -> list[int]:
+    """SIGKILL processes whose environment holds `marker` (task processes run in their own session)."""
+    killed = []
+    needle = marker.encode()
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (proc_dir / "environ").read_bytes():
+                os.kill(int(proc_dir.name), signal.SIGKILL)
+                killed.append(int(proc_dir.name))
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
