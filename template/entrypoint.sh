@@ -5,9 +5,10 @@
 # container defaults, so the same script runs unchanged outside a container.
 #
 # Shutdown: Cloud Run sends SIGTERM, then SIGKILL 10 s later. This script forwards
-# SIGTERM to the worker, which terminates its running tasks (they fail and are
-# retried by the DAG defaults' retries), reports itself offline to the central
-# site and exits within that window. See README.md, "Shutdown".
+# SIGTERM to the worker, and EDGE_TASK_GRACE_SECONDS later kills the task processes
+# still running (an Airflow 3 task ignores SIGTERM but for its on_kill hook). Their
+# supervisors report them failed (the DAG defaults' retries run them again), the
+# worker reports itself offline and exits, all before the SIGKILL. See README.md.
 set -euo pipefail
 
 log() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
@@ -18,6 +19,7 @@ EDGE_PYTHON="${EDGE_PYTHON:-python3}"
 EDGE_RUN_DIR="${EDGE_RUN_DIR:-${AIRFLOW_HOME:-/opt/airflow}/run}"
 EDGE_API_WAIT_SECONDS="${EDGE_API_WAIT_SECONDS:-60}"
 EDGE_EXIT_DELAY_SECONDS="${EDGE_EXIT_DELAY_SECONDS:-3}"
+EDGE_TASK_GRACE_SECONDS="${EDGE_TASK_GRACE_SECONDS:-3}"
 EDGE_HEALTH_SERVER="${EDGE_HEALTH_SERVER:-false}"
 EDGE_WORKER_CONCURRENCY="${EDGE_WORKER_CONCURRENCY:-4}"
 EDGE_WORKER_NAME_PREFIX="${EDGE_WORKER_NAME_PREFIX:-edge-worker}"
@@ -52,22 +54,32 @@ log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDG
 
 health_pid=""
 worker_pid=""
+reaper_pid=""
 shutting_down=false
 
-stop_health_server() {
-  if [[ -n "$health_pid" ]]; then
-    kill "$health_pid" 2>/dev/null || true
-    wait "$health_pid" 2>/dev/null || true
-    health_pid=""
-  fi
+# shellcheck disable=SC2329  # invoked by the EXIT trap
+stop_helpers() {
+  local pid
+  for pid in "$health_pid" "$reaper_pid"; do
+    if [[ -n "$pid" ]]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
 }
-trap stop_health_server EXIT
+trap stop_helpers EXIT
 
+# shellcheck disable=SC2329  # invoked by the TERM and INT traps
 on_signal() {
+  if [[ "$shutting_down" == "true" ]]; then
+    return
+  fi
   shutting_down=true
   if [[ -n "$worker_pid" ]]; then
-    log "received $1: stopping worker ${worker_name} (running tasks are terminated and retried)"
+    log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried"
     kill -TERM "$worker_pid" 2>/dev/null || true
+    (sleep "$EDGE_TASK_GRACE_SECONDS" && "$EDGE_PYTHON" "$EDGE_HOME/startup.py" end-tasks "$worker_pid") &
+    reaper_pid=$!
   else
     log "received $1 before the worker started: exiting"
     exit 0

@@ -8,6 +8,10 @@
 
     python3 startup.py wait-for-api RPCAPI_URL SECONDS
         Wait until GET <api base>/health answers 200, at most SECONDS.
+
+    python3 startup.py end-tasks WORKER_PID
+        SIGKILL the task processes under the worker (its grandchildren and below),
+        so that their supervisors report them failed before Cloud Run's SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import signal
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 METADATA_ID_URL = "http://metadata.google.internal/computeMetadata/v1/instance/id"
 
@@ -70,12 +76,58 @@ def wait_for_api(rpcapi_url: str, seconds: float) -> bool:
         time.sleep(1)
 
 
+def parent_pids() -> dict[int, int]:
+    """pid -> parent pid, for every process visible in /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name may hold spaces and parentheses: split after the last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def task_processes(worker_pid: int) -> list[int]:
+    """The worker's descendants below its children: the task processes, not their supervisors."""
+    parents = parent_pids()
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    level = children.get(worker_pid, [])
+    depth = 1
+    while level:
+        if depth >= 2:
+            found += level
+        level = [child for pid in level for child in children.get(pid, [])]
+        depth += 1
+    return found
+
+
+def end_tasks(worker_pid: int) -> int:
+    ended = 0
+    for pid in task_processes(worker_pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            ended += 1
+        except ProcessLookupError:
+            continue
+    if ended:
+        print(f"startup: ended {ended} task process(es) still running after SIGTERM", file=sys.stderr)
+    return ended
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "worker-name":
         print(worker_name(argv[1]))
         return 0
     if len(argv) == 3 and argv[0] == "wait-for-api":
         return 0 if wait_for_api(argv[1], float(argv[2])) else 1
+    if len(argv) == 2 and argv[0] == "end-tasks":
+        end_tasks(int(argv[1]))
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,12 @@ def run_tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def load_answers(repo: Path) -> dict[str, Any]:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: every prerequisite must be installed there."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") and skipped and exitstatus == 0:
+        reporter.write_line(f"CI must not skip: {len(skipped)} test(s) skipped", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import venv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -257,7 +258,9 @@ class CentralSite:
         return self.home / "dags"
 
     def configure(self, central_env: dict[str, str]) -> None:
-        secret_var = "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if self.airflow_major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
+        secret_var = (
+            "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if self.airflow_major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
+        )
         self.env = {
             "PATH": f"{self.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(self.home),
@@ -310,8 +313,6 @@ class CentralSite:
         for proc in self.procs:
             if not proc.alive():
                 raise HarnessError(f"{proc.name} exited:\n{proc.text()[-4000:]}")
-        import urllib.request
-
         try:
             with urllib.request.urlopen(self.api_url.removesuffix("/rpcapi") + "/health", timeout=3) as response:
                 return response.status == 200

@@ -1,0 +1,29 @@
+"""Two instances of one rendered repo (Cloud Run scaling out) register under different names."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e.conftest import Site
+from e2e.test_team_tasks_run_on_the_team_worker import registered
+
+pytestmark = pytest.mark.e2e
+
+
+def test_two_instances_of_one_repo_register_under_different_names(site: Site) -> None:
+    first = site.worker(site.team_c, "instance-1")
+    second = site.worker(site.team_c, "instance-2")
+    try:
+        name_1 = registered(site, first)
+        name_2 = registered(site, second)
+        assert name_1 != name_2
+        assert name_1.startswith("team-c-")
+        assert name_2.startswith("team-c-")
+        rows = site.central.worker_rows()
+        assert rows[name_1] in ("idle", "running")
+        assert rows[name_2] in ("idle", "running")
+        assert first.proc.alive()
+        assert second.proc.alive()
+    finally:
+        first.stop()
+        second.stop()

@@ -1,0 +1,133 @@
+"""What a team sees when something is wrong: one clear line, a non-zero exit, and Cloud Run restarts it."""
+
+from __future__ import annotations
+
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from e2e.conftest import Site
+from e2e.harness import HarnessError, free_port, wait_until
+from e2e.test_team_tasks_run_on_the_team_worker import registered
+
+pytestmark = pytest.mark.e2e
+
+
+def exit_code(worker, timeout: float = 60) -> int:
+    try:
+        return worker.proc.popen.wait(timeout)
+    except Exception as error:  # noqa: BLE001 - report what the worker printed
+        raise HarnessError(f"the entrypoint did not exit:\n{worker.proc.text()[-3000:]}") from error
+
+
+def health(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def service_repo(site: Site):
+    return site.team_c if site.track.team_c_target == "service" else site.team_a
+
+
+def test_a_wrong_secret_ends_the_entrypoint_with_the_403(site: Site) -> None:
+    worker = site.worker(site.team_c, "wrong-secret", secret="not-the-central-secret-" + "x" * 48)
+    try:
+        assert exit_code(worker) != 0
+        assert "403" in worker.proc.text()
+        assert "orbidden" in worker.proc.text().replace("FORBIDDEN", "Forbidden")
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("missing", "line"),
+    [
+        ("EDGE_SHARED_SECRET", "entrypoint: ERROR: EDGE_SHARED_SECRET is not set"),
+        ("AIRFLOW__EDGE__API_URL", "entrypoint: ERROR: AIRFLOW__EDGE__API_URL is not set"),
+    ],
+)
+def test_a_missing_setting_stops_at_once_with_one_clear_line(site: Site, missing: str, line: str) -> None:
+    worker = site.worker(site.team_c, f"missing-{missing}", overrides={missing: ""})
+    try:
+        started = time.monotonic()
+        assert exit_code(worker, timeout=30) == 1
+        assert time.monotonic() - started < 10
+        assert line in worker.proc.text()
+        assert "airflow edge worker" not in worker.proc.text().lower()
+    finally:
+        worker.stop()
+
+
+def test_an_unreachable_edge_api_is_named_after_a_bounded_wait(site: Site) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/edge_worker/v1/rpcapi"
+    worker = site.worker(site.team_c, "unreachable",
+                         overrides={"AIRFLOW__EDGE__API_URL": dead, "EDGE_API_WAIT_SECONDS": "3"})
+    try:
+        assert exit_code(worker, timeout=30) == 1
+        assert f"Edge API not reachable at {dead.removesuffix('/rpcapi')}/health after 3 s" in worker.proc.text()
+    finally:
+        worker.stop()
+
+
+def test_health_answers_200_then_503_when_the_worker_dies_and_the_container_exits(site: Site) -> None:
+    worker = site.worker(service_repo(site), "health")
+    try:
+        wait_until("the health port to answer 200", lambda: health(worker.port) == 200, timeout=30, interval=0.2)
+        registered(site, worker)
+        assert health(worker.port) == 200
+        worker_pid = wait_until("the worker pid file", worker.worker_pid, timeout=10)
+
+        import os
+
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_until("the health path to answer 503", lambda: health(worker.port) == 503, timeout=10, interval=0.2)
+        assert exit_code(worker, timeout=30) != 0
+        assert "exited on its own" in worker.proc.text()
+    finally:
+        worker.stop()
+
+
+def test_sigterm_leaves_the_worker_offline_at_the_central_site(site: Site) -> None:
+    worker = site.worker(site.team_c, "sigterm")
+    try:
+        name = registered(site, worker)
+        started = time.monotonic()
+        worker.proc.popen.send_signal(signal.SIGTERM)
+        assert exit_code(worker, timeout=30) == 0
+        # Cloud Run sends SIGKILL 10 s after SIGTERM: the worker must be gone before.
+        assert time.monotonic() - started < 10
+        assert site.central.worker_rows()[name] == "offline"
+    finally:
+        worker.stop()
+
+
+def test_sigterm_during_a_task_fails_it_for_a_retry_and_goes_offline(site: Site) -> None:
+    worker = site.worker(site.team_c, "sigterm-busy")
+    try:
+        name = registered(site, worker)
+        run_id = site.central.trigger("team_c_slow")
+        wait_until("the slow task to run on the worker",
+                   lambda: (ti := site.central.task_instance("team_c_slow", run_id)) and ti["state"] == "running",
+                   timeout=120)
+        started = time.monotonic()
+        worker.proc.popen.send_signal(signal.SIGTERM)
+        assert exit_code(worker, timeout=30) == 0
+        assert time.monotonic() - started < 10
+        assert site.central.worker_rows()[name] == "offline"
+        ti = wait_until(
+            "the cut task to leave 'running'",
+            lambda: (ti := site.central.task_instance("team_c_slow", run_id)) and ti["state"] != "running" and ti,
+            timeout=120,
+        )
+        assert ti["state"] in ("up_for_retry", "queued", "scheduled"), ti  # failed, to be retried
+    finally:
+        worker.stop()
+        site.central.airflow("dags", "pause", "team_c_slow")
