@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py demo [DEST]   render a demo team repo with every default (build/team-c)
     python3 scripts/dev.py test [ARGS]   run the whole test suite (pytest ARGS)
+    python3 scripts/dev.py examples      render examples/*.yml into the committed example repos
     python3 scripts/dev.py bench [ARGS]  run the benchmarks (bench/run.py ARGS)
 
 Each command first makes .venv from requirements-dev.txt (again only when that
@@ -63,7 +64,11 @@ def bench(args: list[str]) -> int:
     return run([str(venv_bin("python")), str(ROOT / "bench" / "run.py"), *args])
 
 
-COMMANDS = {"demo": demo, "test": test, "bench": bench}
+def examples(args: list[str]) -> int:
+    return run([str(venv_bin("python")), str(ROOT / "scripts" / "render_examples.py"), *args])
+
+
+COMMANDS = {"demo": demo, "test": test, "examples": examples, "bench": bench}
 
 
 def main(argv: list[str]) -> int:

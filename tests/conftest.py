@@ -176,3 +176,77 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and skipped and exitstatus == 0:
         reporter.write_line(f"CI must not skip: {len(skipped)} test(s) skipped", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=edge-template tests", "-c", "user.email=tests@edge-template.invalid",
+         "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+def snapshot_template(dst: Path) -> Path:
+    """A fresh git repo holding this template as it is in the working tree (tracked and new files)."""
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dst / name)
+    git(dst, "init", "-q")
+    git(dst, "add", "-A")
+    git(dst, "commit", "-q", "-m", "v1.0.0")
+    git(dst, "tag", "v1.0.0")
+    return dst
+
+
+def release_v2(template: Path) -> None:
+    """Change the template as a real release would, commit and tag v2.0.0."""
+    copier_yml = template / "copier.yml"
+    copier_yml.write_text(copier_yml.read_text() + V2_QUESTION)
+    env = template / "template" / "worker.env.yaml.jinja"
+    env.write_text(env.read_text() + 'AIRFLOW__LOGGING__LOGGING_LEVEL: "{{ worker_log_level }}"\n')
+    dockerfile = template / "template" / "Dockerfile.jinja"
+    dockerfile.write_text(dockerfile.read_text().replace(V1_DOCKERFILE_LINE, V2_DOCKERFILE_LINE))
+    (template / "template" / ".dockerignore").unlink()
+    removed = template / "hooks" / "removed_files.txt"
+    removed.write_text(removed.read_text() + ".dockerignore | v2.0.0 | the build context is now the whole repo\n")
+    git(template, "add", "-A")
+    git(template, "commit", "-q", "-m", "v2.0.0")
+    git(template, "tag", "v2.0.0")
+
+
+V2_QUESTION = """
+worker_log_level:
+  type: str
+  help: The worker's log level.
+  default: INFO
+  choices: [DEBUG, INFO, WARNING]
+"""
+V1_DOCKERFILE_LINE = "# Dependencies first, so code changes do not invalidate the pip layer.\n"
+V2_DOCKERFILE_LINE = "# Dependencies first: a change to the code or DAGs keeps the cached pip layer.\n"
+
+
+@pytest.fixture(scope="session")
+def template_releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone-like copy of this template with two releases tagged: v1.0.0 and v2.0.0."""
+    template = snapshot_template(tmp_path_factory.mktemp("edge-template"))
+    assert V1_DOCKERFILE_LINE in (template / "template" / "Dockerfile.jinja").read_text()
+    release_v2(template)
+    return template
+
+
+def team_repo_at(template: Path, dst: Path, ref: str, answers: dict[str, Any] | None = None) -> Path:
+    """A team renders the template at `ref` and commits the result, as the after-copy message says."""
+    render(dst, {"team_name": dst.name, **(answers or {})}, src=template, vcs_ref=ref)
+    git(dst, "init", "-q")
+    git(dst, "add", "-A")
+    git(dst, "commit", "-q", "-m", "Render edge-template")
+    return dst

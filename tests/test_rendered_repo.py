@@ -26,6 +26,7 @@ ALWAYS = [
     "docs/deploy.md",
     "entrypoint.sh",
     "pools.json",
+    "renovate.json",
     "requirements.txt",
     "startup.py",
     "worker.env.yaml",
@@ -163,3 +164,10 @@ def test_same_answers_give_a_byte_identical_tree(render_to, case: str) -> None:
     files_a = {str(p.relative_to(first)): p.read_bytes() for p in rendered_files(first)}
     files_b = {str(p.relative_to(second)): p.read_bytes() for p in rendered_files(second)}
     assert files_a == files_b
+
+
+def test_renovate_config_matches_renovate_s_schema(matrix_repo: Path) -> None:
+    result = run_tool([tool("check-jsonschema"), "--builtin-schema", "vendor.renovate", "renovate.json"], matrix_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = json.loads((matrix_repo / "renovate.json").read_text())
+    assert config["enabledManagers"] == ["copier"]

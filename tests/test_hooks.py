@@ -1,0 +1,101 @@
+"""The template's pre-commit hooks catch a team repo drifting from its answers and its release."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, git, team_repo_at, tool
+
+
+def try_repo(repo: Path, template: Path, hook: str, home: Path, ref: str = "v2.0.0") -> subprocess.CompletedProcess:
+    """`pre-commit try-repo` offline: the template is a local git repo, the hooks need nothing installed."""
+    return subprocess.run(
+        [tool("pre-commit"), "try-repo", str(template), hook, "--ref", ref, "--all-files", "--color", "never"],
+        cwd=repo, capture_output=True, text=True, check=False,
+        env={"PATH": str(Path(tool("pre-commit")).parent) + ":/usr/bin:/bin", "HOME": str(home),
+             "PRE_COMMIT_HOME": str(home / "pre-commit")},
+    )
+
+
+@pytest.fixture
+def team_repo(template_releases: Path, tmp_path: Path) -> Path:
+    return team_repo_at(template_releases, tmp_path / "team-c", "v2.0.0")
+
+
+def commit_all(repo: Path) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "edit")
+
+
+@pytest.mark.parametrize("hook", ["edge-template-pins", "edge-template-answers", "edge-template-removed-files"])
+def test_a_freshly_rendered_repo_passes_every_hook(template_releases, team_repo, tmp_path, hook) -> None:
+    result = try_repo(team_repo, template_releases, hook, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("apache-airflow==2.9.3", "apache-airflow is pinned by the Dockerfile to 2.10.5"),
+        ("Apache_Airflow_Providers_Edge3>=1.0", "apache-airflow-providers-edge3 is pinned by the Dockerfile to 1.5.0"),
+        ("apache-airflow", "apache-airflow is pinned by the Dockerfile to 2.10.5"),
+    ],
+)
+def test_pins_hook_flags_airflow_or_edge3_in_requirements(template_releases, team_repo, tmp_path, line, named):
+    with (team_repo / "requirements.txt").open("a") as requirements:
+        requirements.write(f"pandas==2.2.3\n{line}\n")
+    commit_all(team_repo)
+    result = try_repo(team_repo, template_releases, "edge-template-pins", tmp_path)
+    assert result.returncode == 1
+    assert f"requirements.txt:5: {named}" in result.stdout
+
+
+def test_pins_hook_accepts_the_answers_own_pin(template_releases, team_repo, tmp_path) -> None:
+    with (team_repo / "requirements.txt").open("a") as requirements:
+        requirements.write("apache-airflow==2.10.5  # same as the Dockerfile\n")
+    commit_all(team_repo)
+    assert try_repo(team_repo, template_releases, "edge-template-pins", tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "named"),
+    [
+        ("Dockerfile", '"apache-airflow==2.10.5"', '"apache-airflow==2.10.4"', "airflow_version='2.10.5'"),
+        ("Dockerfile", "FROM apache/airflow:2.10.5-python3.12", "FROM python:3.12", "base_image="),
+        ("worker.env.yaml", 'EDGE_WORKER_QUEUES: "team_c_queue"', 'EDGE_WORKER_QUEUES: "other_queue"', "queues="),
+        ("pools.json", '"team_c_pool"', '"renamed_pool"', "pool_name="),
+    ],
+)
+def test_answers_hook_flags_a_hand_edit_that_drifts(template_releases, team_repo, tmp_path, file, old, new, named):
+    path = team_repo / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    commit_all(team_repo)
+    result = try_repo(team_repo, template_releases, "edge-template-answers", tmp_path)
+    assert result.returncode == 1
+    assert f"{file}: " in result.stdout
+    assert named in result.stdout
+    assert "copier update --data" in result.stdout
+
+
+def test_removed_files_hook_flags_what_a_newer_release_removed(template_releases, tmp_path) -> None:
+    old_repo = team_repo_at(template_releases, tmp_path / "team-c", "v1.0.0")
+    assert (old_repo / ".dockerignore").exists()
+    result = try_repo(old_repo, template_releases, "edge-template-removed-files", tmp_path, ref="v2.0.0")
+    assert result.returncode == 1
+    assert ".dockerignore: removed from edge-template in v2.0.0" in result.stdout
+
+
+def test_hook_manifest_and_generated_config_are_valid(team_repo) -> None:
+    manifest = subprocess.run([tool("pre-commit"), "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
+                              capture_output=True, text=True, check=False)
+    assert manifest.returncode == 0, manifest.stdout + manifest.stderr
+    config = subprocess.run([tool("pre-commit"), "validate-config", ".pre-commit-config.yaml"],
+                            cwd=team_repo, capture_output=True, text=True, check=False)
+    assert config.returncode == 0, config.stdout + config.stderr
+    text = (team_repo / ".pre-commit-config.yaml").read_text()
+    assert "rev: v2.0.0" in text
+    assert "id: edge-template-answers" in text
