@@ -117,7 +117,8 @@ def test_a_real_conflict_gives_inline_markers_the_readme_explains(template_relea
     assert team_line in text
     assert V2_DOCKERFILE_LINE in text
     readme = (repo / "README.md").read_text()
-    assert "<<<<<<< before updating" in readme and "remove the markers" in readme
+    assert "<<<<<<< before updating" in readme
+    assert "remove the markers" in readme
 
 
 @pytest.mark.parametrize("ref", ["v1.0.0", "v2.0.0"])

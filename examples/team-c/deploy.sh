@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# Set up, build and deploy team team-c's Airflow Edge worker on Cloud Run.
+#
+#   ./deploy.sh [--dry-run] [--tag TAG] COMMAND...
+#
+# Commands: setup, build, dags, deploy, status, pools, all (= setup build dags deploy).
+# Every command looks before it changes anything: a second run creates nothing and
+# only builds and rolls out the image. --dry-run prints every gcloud command it
+# would run, one per line, ready to paste, and runs none. See docs/deploy.md.
+set -euo pipefail
+
+# --- The answers (rendered by the template; change them with copier update) ---
+TEAM=team-c
+TEAM_MODULE=team_c
+PROJECT=acme-data-prod
+REGION=europe-west1
+AR_REPO=airflow-edge
+IMAGE_REPOSITORY=europe-west1-docker.pkg.dev/acme-data-prod/airflow-edge/team-c-edge-worker
+RESOURCE=team-c-edge-worker
+SA_ID=team-c-edge
+SECRET=airflow-edge-secret
+TARGET=service
+INSTANCES=1
+MIN_INSTANCES=1
+MAX_INSTANCES=2
+CPU=1
+MEMORY=2Gi
+NETWORK_MODE=direct-vpc
+VPC_NETWORK=shared-vpc
+VPC_SUBNET=airflow-edge
+VPC_EGRESS=private-ranges-only
+VPC_CONNECTOR=edge-connector
+DAGS_SOURCE=gcs-volume
+DAGS_BUCKET=acme-airflow-dags
+DAGS_BUCKET_PATH=dags
+HEALTH_PATH=/health
+POOL_NAME=team_c_pool
+
+# --- Plain bash from here on ---
+MIN_GCLOUD_VERSION=565.0.0  # Cloud Run worker pools are GA from this release
+SA_EMAIL="${SA_ID}@${PROJECT}.iam.gserviceaccount.com"
+MEMBER="serviceAccount:${SA_EMAIL}"
+IMAGE_TAG_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
+DAGS_MOUNT_PATH=/opt/airflow/dags-bucket
+METRIC="${RESOURCE}-errors"
+POLICY_NAME="${RESOURCE} errors"
+LABELS="app=airflow-edge-worker,team=${TEAM},managed-by=deploy-sh"
+RETRY_DELAY="${DEPLOY_RETRY_DELAY:-5}"
+
+REQUIRED_APIS=(
+  artifactregistry.googleapis.com
+  cloudbuild.googleapis.com
+  iam.googleapis.com
+  logging.googleapis.com
+  monitoring.googleapis.com
+  run.googleapis.com
+  secretmanager.googleapis.com
+)
+[[ "$DAGS_SOURCE" != gcs-volume ]] || REQUIRED_APIS+=(storage.googleapis.com)
+
+if [[ "$TARGET" == worker-pool ]]; then
+  LOG_RESOURCE="resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"${RESOURCE}\""
+else
+  LOG_RESOURCE="resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${RESOURCE}\""
+fi
+# The worker's own error lines (README "Troubleshooting") and Cloud Run's line for a
+# container that exits non-zero, which repeats when the worker crash-loops.
+ERROR_LOG_FILTER="${LOG_RESOURCE} AND (textPayload=~\"(?i)403.*forbidden|version mismatch|exited on its own|edge api not reachable|edge api cannot be reached\" OR textPayload=~\"Container called exit[(][1-9]\")"
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--dry-run] [--tag TAG] COMMAND...
+
+Commands (run in this order whatever order they are given in):
+  setup    once: enable the APIs, create the Artifact Registry repository, the runtime
+           service account, its IAM roles, its access to the secret, the DAG bucket
+           (gcs-volume) and the error alert. Creates only what is missing.
+  build    build and push the image with Cloud Build (cloudbuild.yaml), tagged TAG.
+  dags     sync dags/ to the DAG bucket (dags_source gcs-volume only).
+  deploy   deploy the image TAG to the Cloud Run worker pool or service.
+  status   describe the deployed worker pool or service.
+  pools    print the commands that create the team's pool on the central site.
+  all      setup build dags deploy.
+
+Options:
+  --dry-run   print every gcloud command, one per line, shell-quoted; run none.
+  --tag TAG   the image tag for build and deploy (default: git's short commit id,
+              with "-dirty" when the work tree has changes).
+  -h, --help  this help.
+EOF
+}
+
+say() { printf 'deploy.sh: %s\n' "$*" >&2; }
+die() { printf 'deploy.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# quoted_command WORD...: sets LINE to the words, each quoted for the shell when needed.
+quoted_command() {
+  local word quote="'\\''"
+  LINE=""
+  for word in "$@"; do
+    if [[ ! "$word" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+      word="'${word//\'/$quote}'"
+    fi
+    LINE+="${LINE:+ }${word}"
+  done
+}
+
+failed() {  # failed STATUS COMMAND...
+  local status=$1
+  shift
+  quoted_command "$@"
+  die "this command failed (exit ${status}): ${LINE} -- fix the cause and run ./deploy.sh again: it skips what already exists."
+}
+
+# probe COMMAND...: a read that succeeds when the thing exists. A dry run prints it and
+# answers "missing".
+probe() {
+  if $DRY_RUN; then quoted_command "$@"; printf '%s\n' "$LINE"; return 1; fi
+  "$@" >/dev/null 2>&1
+}
+
+# query COMMAND...: a read whose output lands in OUT. A dry run prints it and answers "".
+query() {
+  OUT=""
+  if $DRY_RUN; then quoted_command "$@"; printf '%s\n' "$LINE"; return 0; fi
+  OUT="$("$@")" || failed $? "$@"
+}
+
+# change COMMAND...: a call that changes something. A dry run only prints it.
+change() {
+  quoted_command "$@"
+  if $DRY_RUN; then printf '%s\n' "$LINE"; return 0; fi
+  printf '+ %s\n' "$LINE" >&2
+  "$@" || failed $? "$@"
+}
+
+# change_with_retry COMMAND...: an IAM or alert change that may meet a service account
+# or metric created seconds ago and not visible everywhere yet.
+change_with_retry() {
+  local attempt status
+  quoted_command "$@"
+  if $DRY_RUN; then printf '%s\n' "$LINE"; return 0; fi
+  for attempt in 1 2 3 4; do
+    printf '+ %s\n' "$LINE" >&2
+    status=0
+    "$@" || status=$?
+    if (( status == 0 )); then return 0; fi
+    if (( attempt == 4 )); then break; fi
+    say "retrying in ${RETRY_DELAY} s (new service accounts and metrics take a few seconds to appear)"
+    sleep "$RETRY_DELAY"
+  done
+  failed "$status" "$@"
+}
+
+has_line() {  # has_line LINE TEXT
+  [[ $'\n'"$2"$'\n' == *$'\n'"$1"$'\n'* ]]
+}
+
+# --- Preflight: checks only, before anything changes ---
+
+ENABLED_APIS=""
+
+preflight() {  # preflight full|light
+  if ! $DRY_RUN && ! command -v gcloud >/dev/null 2>&1; then
+    die "gcloud is not installed or not on PATH: install the Google Cloud CLI ${MIN_GCLOUD_VERSION} or newer (https://cloud.google.com/sdk/docs/install)."
+  fi
+  local version
+  if $DRY_RUN; then
+    query gcloud version '--format=value("Google Cloud SDK")'
+  else
+    version="$(gcloud version '--format=value("Google Cloud SDK")' 2>/dev/null)" \
+      || die "gcloud does not run (gcloud version failed): reinstall the Google Cloud CLI ${MIN_GCLOUD_VERSION} or newer."
+    [[ "$version" =~ ^([0-9]+)\.[0-9]+\.[0-9]+ ]] \
+      || die "cannot tell gcloud's version (got '${version}'): install the Google Cloud CLI ${MIN_GCLOUD_VERSION} or newer."
+    (( BASH_REMATCH[1] >= ${MIN_GCLOUD_VERSION%%.*} )) \
+      || die "gcloud ${version} is too old: Cloud Run worker pools need ${MIN_GCLOUD_VERSION} or newer (run: gcloud components update)."
+  fi
+
+  if $DRY_RUN; then
+    query gcloud projects describe "$PROJECT" '--format=value(projectId)'
+  elif ! gcloud projects describe "$PROJECT" '--format=value(projectId)' >/dev/null 2>&1; then
+    die "project ${PROJECT} cannot be reached: check the project id, that you are logged in (gcloud auth login) and may read it."
+  fi
+  [[ "$1" == full ]] || return 0
+
+  if $DRY_RUN; then
+    query gcloud services list --enabled "--project=${PROJECT}" '--format=value(config.name)'
+    # A dry run assumes what the preflight checks: the secret exists, so its API is on.
+    # With setup in the plan nothing else exists yet; without it, setup was done.
+    if [[ " ${COMMANDS[*]} " == *" setup "* ]]; then
+      ENABLED_APIS=secretmanager.googleapis.com
+    else
+      ENABLED_APIS="$(printf '%s\n' "${REQUIRED_APIS[@]}")"
+    fi
+  else
+    ENABLED_APIS="$(gcloud services list --enabled "--project=${PROJECT}" '--format=value(config.name)' 2>/dev/null)" \
+      || die "cannot list the enabled APIs of project ${PROJECT}: you need serviceusage.services.list there (e.g. roles/serviceusage.serviceUsageViewer)."
+  fi
+  has_line secretmanager.googleapis.com "$ENABLED_APIS" \
+    || die "secretmanager.googleapis.com is not enabled in project ${PROJECT}, so secret ${SECRET} cannot exist: enable it and create the secret (docs/deploy.md, \"Before the first run\")."
+
+  if $DRY_RUN; then
+    query gcloud secrets describe "$SECRET" "--project=${PROJECT}" '--format=value(name)'
+  elif ! gcloud secrets describe "$SECRET" "--project=${PROJECT}" '--format=value(name)' >/dev/null 2>&1; then
+    die "secret ${SECRET} does not exist in project ${PROJECT} (or you may not see it): create it with the central site's Edge secret (docs/deploy.md, \"Before the first run\")."
+  fi
+
+  if [[ " ${COMMANDS[*]} " != *" setup "* ]]; then
+    local api missing=()
+    for api in "${REQUIRED_APIS[@]}"; do
+      has_line "$api" "$ENABLED_APIS" || missing+=("$api")
+    done
+    if (( ${#missing[@]} > 0 )); then
+      die "not enabled in project ${PROJECT}: ${missing[*]} -- run ./deploy.sh setup first."
+    fi
+  fi
+}
+
+# --- setup ---
+
+ensure_apis() {
+  local api missing=()
+  for api in "${REQUIRED_APIS[@]}"; do
+    has_line "$api" "$ENABLED_APIS" || missing+=("$api")
+  done
+  if (( ${#missing[@]} == 0 )); then
+    say "APIs: all enabled"
+    return 0
+  fi
+  change gcloud services enable "${missing[@]}" "--project=${PROJECT}"
+}
+
+ensure_repository() {
+  if probe gcloud artifacts repositories describe "$AR_REPO" "--project=${PROJECT}" "--location=${REGION}" '--format=value(name)'; then
+    say "exists: Artifact Registry repository ${AR_REPO}"
+    return 0
+  fi
+  change gcloud artifacts repositories create "$AR_REPO" "--project=${PROJECT}" "--location=${REGION}" \
+    --repository-format=docker '--description=Airflow Edge worker images'
+}
+
+ensure_service_account() {
+  if probe gcloud iam service-accounts describe "$SA_EMAIL" "--project=${PROJECT}" '--format=value(email)'; then
+    say "exists: service account ${SA_EMAIL}"
+    return 0
+  fi
+  change gcloud iam service-accounts create "$SA_ID" "--project=${PROJECT}" \
+    "--display-name=Airflow Edge worker of team ${TEAM}"
+}
+
+# ensure_roles KIND RESOURCE ROLE...: grant the runtime service account each ROLE on
+# RESOURCE (a project, a secret or a bucket) that it does not hold yet.
+ensure_roles() {
+  local kind=$1 resource=$2 role policy read=()
+  shift 2
+  case "$kind" in
+    project) read=(gcloud projects get-iam-policy "$resource") ;;
+    secret) read=(gcloud secrets get-iam-policy "$resource" "--project=${PROJECT}") ;;
+    bucket) read=(gcloud storage buckets get-iam-policy "$resource" "--project=${PROJECT}") ;;
+  esac
+  query "${read[@]}" '--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)'
+  policy=$OUT
+  for role in "$@"; do
+    if has_line "${role}"$'\t'"${MEMBER}" "$policy"; then
+      say "exists: ${role} for ${SA_EMAIL} on ${kind} ${resource}"
+      continue
+    fi
+    case "$kind" in
+      project)
+        change_with_retry gcloud projects add-iam-policy-binding "$resource" "--member=${MEMBER}" "--role=${role}" \
+          --condition=None --format=none ;;
+      secret)
+        change_with_retry gcloud secrets add-iam-policy-binding "$resource" "--project=${PROJECT}" "--member=${MEMBER}" \
+          "--role=${role}" --condition=None --format=none ;;
+      bucket)
+        change_with_retry gcloud storage buckets add-iam-policy-binding "$resource" "--project=${PROJECT}" \
+          "--member=${MEMBER}" "--role=${role}" --format=none ;;
+    esac
+  done
+}
+
+ensure_bucket() {
+  local bucket="gs://${DAGS_BUCKET}"
+  if probe gcloud storage buckets describe "$bucket" "--project=${PROJECT}" '--format=value(name)'; then
+    say "exists: bucket ${bucket}"
+  else
+    change gcloud storage buckets create "$bucket" "--project=${PROJECT}" "--location=${REGION}" \
+      --uniform-bucket-level-access --public-access-prevention
+  fi
+  # Read access only: the worker mounts the bucket read-only.
+  ensure_roles bucket "$bucket" roles/storage.objectViewer
+}
+
+ensure_alert() {
+  if probe gcloud logging metrics describe "$METRIC" "--project=${PROJECT}" '--format=value(name)'; then
+    say "exists: log-based metric ${METRIC}"
+  else
+    change gcloud logging metrics create "$METRIC" "--project=${PROJECT}" \
+      "--description=Error lines of the Airflow Edge worker ${RESOURCE}: 403, version mismatch, crash" \
+      "--log-filter=${ERROR_LOG_FILTER}"
+  fi
+  query gcloud monitoring policies list "--project=${PROJECT}" "--filter=displayName=\"${POLICY_NAME}\"" '--format=value(name)'
+  if [[ -n "$OUT" ]]; then
+    say "exists: alert policy \"${POLICY_NAME}\""
+    return 0
+  fi
+  change_with_retry gcloud monitoring policies create "--project=${PROJECT}" "--display-name=${POLICY_NAME}" \
+    --combiner=OR "--condition-display-name=${RESOURCE} logged an error line" \
+    "--condition-filter=metric.type=\"logging.googleapis.com/user/${METRIC}\"" \
+    '--aggregation={"alignmentPeriod": "300s", "perSeriesAligner": "ALIGN_SUM"}' \
+    '--if=> 0' --duration=0s --trigger-count=1 \
+    "--documentation=The Airflow Edge worker ${RESOURCE} (team ${TEAM}) logged a 403 (its secret differs from the central site's), a version mismatch or a crash. See the Troubleshooting section of the team repo's README."
+}
+
+do_setup() {
+  ensure_apis
+  ensure_repository
+  ensure_service_account
+  ensure_roles project "$PROJECT" roles/logging.logWriter roles/monitoring.metricWriter
+  # Access to the one secret, not to every secret of the project.
+  ensure_roles secret "$SECRET" roles/secretmanager.secretAccessor
+  if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
+    ensure_bucket
+  fi
+  ensure_alert
+}
+
+# --- build, dags, deploy, status, pools ---
+
+do_build() {
+  change gcloud builds submit "--project=${PROJECT}" "--region=${REGION}" --config=cloudbuild.yaml \
+    "--substitutions=_TAG=${TAG},_DEPLOY=false" .
+}
+
+do_dags() {
+  if [[ "$DAGS_SOURCE" != gcs-volume ]]; then
+    say "dags: the DAG files are baked into the image (dags_source image): build and deploy instead."
+    return 0
+  fi
+  # Only the team's own folder, so that --delete-unmatched-destination-objects never
+  # touches other files in a shared bucket.
+  change gcloud storage rsync "dags/${TEAM_MODULE}" "gs://${DAGS_BUCKET}/${DAGS_BUCKET_PATH}/${TEAM_MODULE}" \
+    --recursive --delete-unmatched-destination-objects '--exclude=.*__pycache__.*|.*\.pyc$' "--project=${PROJECT}"
+}
+
+do_deploy() {
+  local args=(
+    "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" "--image=${IMAGE_REPOSITORY}:${TAG}"
+    "--service-account=${SA_EMAIL}" --env-vars-file=worker.env.yaml
+    "--set-secrets=EDGE_SHARED_SECRET=${SECRET}:latest" "--cpu=${CPU}" "--memory=${MEMORY}"
+  )
+  if [[ "$TARGET" == worker-pool ]]; then
+    args+=("--instances=${INSTANCES}")
+  else
+    # A poller gets no requests: CPU always on and at least one instance, or it never polls.
+    args+=(
+      --execution-environment=gen2 --no-cpu-throttling
+      "--min-instances=${MIN_INSTANCES}" "--max-instances=${MAX_INSTANCES}"
+      --ingress=internal --no-allow-unauthenticated
+      "--startup-probe=httpGet.path=${HEALTH_PATH},initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,failureThreshold=24"
+      "--liveness-probe=httpGet.path=${HEALTH_PATH},periodSeconds=30,timeoutSeconds=5,failureThreshold=3"
+    )
+  fi
+  if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
+    args+=(
+      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true"
+      "--add-volume-mount=volume=dags,mount-path=${DAGS_MOUNT_PATH}"
+    )
+  fi
+  case "$NETWORK_MODE" in
+    direct-vpc) args+=("--network=${VPC_NETWORK}" "--subnet=${VPC_SUBNET}" "--vpc-egress=${VPC_EGRESS}") ;;
+    vpc-connector) args+=("--vpc-connector=${VPC_CONNECTOR}" "--vpc-egress=${VPC_EGRESS}") ;;
+  esac
+  args+=("--labels=${LABELS}")
+  if [[ "$TARGET" == worker-pool ]]; then
+    change gcloud run worker-pools deploy "${args[@]}"
+  else
+    change gcloud run deploy "${args[@]}"
+  fi
+}
+
+do_status() {
+  local describe=(gcloud run worker-pools describe "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}")
+  local logs=(gcloud run worker-pools logs read "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" --limit=50)
+  if [[ "$TARGET" == service ]]; then
+    describe=(gcloud run services describe "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}")
+    logs=(gcloud run services logs read "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" --limit=50)
+  fi
+  if $DRY_RUN; then
+    quoted_command "${describe[@]}"
+    printf '%s\n' "$LINE"
+    return 0
+  fi
+  "${describe[@]}" || die "${RESOURCE} is not deployed in ${PROJECT}/${REGION} (or you may not see it): run ./deploy.sh deploy."
+  quoted_command "${logs[@]}"
+  say "recent logs: ${LINE}"
+}
+
+do_pools() {
+  local env_name="${COMPOSER_ENVIRONMENT:-ENVIRONMENT}" location="${COMPOSER_LOCATION:-LOCATION}"
+  local project="${COMPOSER_PROJECT:-$PROJECT}"
+  printf '# Create the pool %s on the central site, next to a copy of pools.json:\n' "$POOL_NAME"
+  quoted_command airflow pools import pools.json
+  printf '%s\n' "$LINE"
+  printf '# Or, on Cloud Composer (set COMPOSER_ENVIRONMENT, COMPOSER_LOCATION and COMPOSER_PROJECT to fill these in):\n'
+  quoted_command gcloud composer environments storage data import "--project=${project}" "--environment=${env_name}" \
+    "--location=${location}" --source=pools.json
+  printf '%s\n' "$LINE"
+  quoted_command gcloud composer environments run "$env_name" "--project=${project}" "--location=${location}" \
+    pools import -- /home/airflow/gcs/data/pools.json
+  printf '%s\n' "$LINE"
+}
+
+resolve_tag() {
+  if [[ -z "$TAG" ]]; then
+    TAG="$(git rev-parse --short=7 HEAD 2>/dev/null)" \
+      || die "cannot choose an image tag: this folder has no git commit (git init && git add -A && git commit), or pass --tag TAG."
+    if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
+      TAG+=-dirty
+    fi
+  fi
+  [[ "$TAG" =~ $IMAGE_TAG_PATTERN ]] \
+    || die "--tag ${TAG} is not a Docker tag: 1 to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'."
+}
+
+# --- Main ---
+
+DRY_RUN=false
+TAG=""
+COMMANDS=()
+while (( $# > 0 )); do
+  case "$1" in
+    --dry-run) DRY_RUN=true ;;
+    --tag) (( $# > 1 )) || { usage >&2; exit 2; }; TAG=$2; shift ;;
+    --tag=*) TAG=${1#--tag=} ;;
+    -h | --help) usage; exit 0 ;;
+    setup | build | dags | deploy | status | pools) COMMANDS+=("$1") ;;
+    all) COMMANDS+=(setup build dags deploy) ;;
+    *) printf 'deploy.sh: unknown argument: %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if (( ${#COMMANDS[@]} == 0 )); then
+  usage >&2
+  exit 2
+fi
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+
+wants() { [[ " ${COMMANDS[*]} " == *" $1 "* ]]; }
+
+if wants build || wants deploy; then
+  resolve_tag
+fi
+if wants dags && [[ "$DAGS_SOURCE" == gcs-volume && ! -d "dags/${TEAM_MODULE}" ]]; then
+  die "dags/${TEAM_MODULE} is missing: the team's DAG files go there."
+fi
+if wants setup || wants build || wants dags || wants deploy; then
+  preflight full
+elif wants status; then
+  preflight light
+fi
+
+if wants setup; then do_setup; fi
+if wants build; then do_build; fi
+if wants dags; then do_dags; fi
+if wants deploy; then do_deploy; fi
+if wants status; then do_status; fi
+if wants pools; then do_pools; fi
+if ! $DRY_RUN && wants deploy; then
+  say "deployed ${IMAGE_REPOSITORY}:${TAG} to ${TARGET} ${RESOURCE}; the central site needs the pool ${POOL_NAME} (./deploy.sh pools)."
+fi

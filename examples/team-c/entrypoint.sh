@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Starts one Airflow Edge worker and supervises it (PID 1 of the container).
+#
+# Every setting comes from the environment (worker.env.yaml at deploy time), with
+# container defaults, so the same script runs unchanged outside a container.
+#
+# Shutdown: Cloud Run sends SIGTERM, then SIGKILL 10 s later. This script forwards
+# SIGTERM to the worker, and EDGE_TASK_GRACE_SECONDS later kills the task processes
+# still running (an Airflow 3 task ignores SIGTERM but for its on_kill hook). Their
+# supervisors report them failed (the DAG defaults' retries run them again), the
+# worker reports itself offline and exits, all before the SIGKILL. See README.md.
+set -euo pipefail
+
+log() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+EDGE_HOME="${EDGE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+EDGE_PYTHON="${EDGE_PYTHON:-python3}"
+EDGE_RUN_DIR="${EDGE_RUN_DIR:-${AIRFLOW_HOME:-/opt/airflow}/run}"
+EDGE_API_WAIT_SECONDS="${EDGE_API_WAIT_SECONDS:-60}"
+EDGE_EXIT_DELAY_SECONDS="${EDGE_EXIT_DELAY_SECONDS:-3}"
+EDGE_TASK_GRACE_SECONDS="${EDGE_TASK_GRACE_SECONDS:-3}"
+EDGE_HEALTH_SERVER="${EDGE_HEALTH_SERVER:-false}"
+EDGE_WORKER_CONCURRENCY="${EDGE_WORKER_CONCURRENCY:-4}"
+EDGE_WORKER_NAME_PREFIX="${EDGE_WORKER_NAME_PREFIX:-edge-worker}"
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edge3.executors.EdgeExecutor}"
+
+[[ -n "${AIRFLOW__EDGE__API_URL:-}" ]] \
+  || die "AIRFLOW__EDGE__API_URL is not set: set it to the central site's https://HOST/edge_worker/v1/rpcapi."
+[[ "${AIRFLOW__EDGE__API_URL}" == */edge_worker/v1/rpcapi ]] \
+  || die "AIRFLOW__EDGE__API_URL must end in /edge_worker/v1/rpcapi (got ${AIRFLOW__EDGE__API_URL})."
+[[ -n "${EDGE_SHARED_SECRET:-}" ]] \
+  || die "EDGE_SHARED_SECRET is not set: deploy injects it from Secret Manager (--set-secrets)."
+[[ -n "${EDGE_WORKER_QUEUES:-}" ]] \
+  || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
+
+# The option the worker signs its requests with depends on the installed Airflow:
+# [core] internal_api_secret_key on 2.10, [api_auth] jwt_secret on 3.x.
+airflow_major="$("$EDGE_PYTHON" -c 'import importlib.metadata as m; print(m.version("apache-airflow").split(".")[0])')" \
+  || die "apache-airflow is not installed for ${EDGE_PYTHON}."
+case "$airflow_major" in
+  2) export AIRFLOW__CORE__INTERNAL_API_SECRET_KEY="$EDGE_SHARED_SECRET" ;;
+  *) export AIRFLOW__API_AUTH__JWT_SECRET="$EDGE_SHARED_SECRET" ;;
+esac
+unset EDGE_SHARED_SECRET
+
+mkdir -p "$EDGE_RUN_DIR"
+worker_pid_file="$EDGE_RUN_DIR/worker.pid"
+rm -f "$worker_pid_file"
+
+# Every instance needs its own name: it is the key of the central worker table.
+worker_name="${EDGE_WORKER_NAME:-$("$EDGE_PYTHON" "$EDGE_HOME/startup.py" worker-name "$EDGE_WORKER_NAME_PREFIX")}"
+log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDGE_WORKER_CONCURRENCY}"
+
+health_pid=""
+worker_pid=""
+reaper_pid=""
+shutting_down=false
+
+# shellcheck disable=SC2329  # invoked by the EXIT trap
+stop_helpers() {
+  local pid
+  for pid in "$health_pid" "$reaper_pid"; do
+    if [[ -n "$pid" ]]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+}
+trap stop_helpers EXIT
+
+# shellcheck disable=SC2329  # invoked by the TERM and INT traps
+on_signal() {
+  if [[ "$shutting_down" == "true" ]]; then
+    return
+  fi
+  shutting_down=true
+  if [[ -n "$worker_pid" ]]; then
+    log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried"
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    (sleep "$EDGE_TASK_GRACE_SECONDS" && "$EDGE_PYTHON" "$EDGE_HOME/startup.py" end-tasks "$worker_pid") &
+    reaper_pid=$!
+  else
+    log "received $1 before the worker started: exiting"
+    exit 0
+  fi
+}
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGINT' INT
+
+if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
+  # Listen on $PORT before anything slow, so Cloud Run's startup probe sees the container.
+  "$EDGE_PYTHON" "$EDGE_HOME/health_server.py" \
+    --port "${PORT:-8080}" --path "${EDGE_HEALTH_PATH:-/health}" \
+    --pid-file "$worker_pid_file" --worker-name "$worker_name" &
+  health_pid=$!
+fi
+
+"$EDGE_PYTHON" "$EDGE_HOME/startup.py" wait-for-api "$AIRFLOW__EDGE__API_URL" "$EDGE_API_WAIT_SECONDS" \
+  || die "the Edge API cannot be reached; check the URL, the network mode and that [edge] api_enabled = True on the central site."
+
+airflow edge worker \
+  --queues "$EDGE_WORKER_QUEUES" \
+  --edge-hostname "$worker_name" \
+  --concurrency "$EDGE_WORKER_CONCURRENCY" \
+  --pid "$worker_pid_file.airflow" &
+worker_pid=$!
+printf '%s\n' "$worker_pid" > "$worker_pid_file"
+
+# `wait` returns early when a trapped signal arrives: wait again until the worker is gone.
+status=0
+while kill -0 "$worker_pid" 2>/dev/null; do
+  wait "$worker_pid" && status=0 || status=$?
+done
+
+if [[ "$shutting_down" == "true" ]]; then
+  log "worker ${worker_name} stopped (exit ${status})"
+  exit 0
+fi
+(( status != 0 )) || status=1
+log "worker ${worker_name} exited on its own (exit ${status}): the container stops so that Cloud Run restarts it"
+# Keep the health server answering 503 for a moment, so probes and people see why.
+sleep "$EDGE_EXIT_DELAY_SECONDS"
+exit "$status"

@@ -1,0 +1,236 @@
+"""Run a rendered deploy.sh against the recording gcloud stand-in (gcloud.py beside this file).
+
+stub = GcloudStub.create(tmp_path, team)            # a PATH with the stand-in as `gcloud`
+stub.load("nothing-exists")                         # scenarios/<name>.json, names filled in
+result = stub.run("--tag", "abc1234", "all")        # ./deploy.sh in the team repo
+stub.calls()                                        # every recorded argv, "gcloud" first
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from .calls import is_creating, is_mutating
+
+STUB = Path(__file__).resolve().parent / "gcloud.py"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+INTERRUPTED = -signal.SIGTERM  # the return code of a deploy.sh stopped by SIGTERM
+
+
+@dataclass(frozen=True)
+class Team:
+    """A rendered team repo and the Google Cloud names its answers give."""
+
+    repo: Path
+    answers: dict[str, Any]
+
+    @property
+    def project(self) -> str:
+        return self.answers["gcp_project_id"]
+
+    @property
+    def region(self) -> str:
+        return self.answers["region"]
+
+    @property
+    def secret(self) -> str:
+        return self.answers["edge_secret_name"]
+
+    @property
+    def team(self) -> str:
+        return self.answers["team_name"]
+
+    @property
+    def team_module(self) -> str:
+        return self.team.replace("-", "_")
+
+    @property
+    def resource(self) -> str:
+        return f"{self.team}-edge-worker"
+
+    @property
+    def sa_email(self) -> str:
+        return f"{self.team}-edge@{self.project}.iam.gserviceaccount.com"
+
+    @property
+    def target(self) -> str:
+        return self.answers["deployment_target"]
+
+    @property
+    def dags_source(self) -> str:
+        return self.answers["dags_source"]
+
+    @property
+    def bucket(self) -> str:
+        return self.answers.get("dags_bucket", f"{self.project}-airflow-dags")
+
+    @property
+    def image(self) -> str:
+        return f"{self.region}-docker.pkg.dev/{self.project}/{self.answers['artifact_registry_repo']}/{self.resource}"
+
+    def names(self, tag: str) -> dict[str, str]:
+        return {
+            "project": self.project,
+            "secret": self.secret,
+            "region": self.region,
+            "repo": self.answers["artifact_registry_repo"],
+            "sa_email": self.sa_email,
+            "bucket": self.bucket,
+            "resource": self.resource,
+            "kind": self.target,
+            "tag": tag,
+        }
+
+
+_RENDERED: dict[str, Team] = {}
+
+
+def rendered_team(case: str, answers: dict[str, Any], render_to: Callable[..., Path]) -> Team:
+    """The team repo of an answer set, rendered once per test session (deploy.sh only reads it)."""
+    if case not in _RENDERED:
+        repo = render_to(answers, name=answers["team_name"])
+        _RENDERED[case] = Team(repo, yaml.safe_load((repo / ".copier-answers.yml").read_text()))
+    return _RENDERED[case]
+
+
+def scenario(name: str, team: Team, tag: str = "abc1234") -> dict[str, Any]:
+    """A scenario file with the team's names filled in."""
+    text = Template((SCENARIOS / f"{name}.json").read_text()).substitute(team.names(tag))
+    world = json.loads(text)
+    if team.dags_source != "gcs-volume":  # no bucket is made nor read for an image with its DAGs inside
+        world["resources"] = [
+            key for key in world["resources"] if team.bucket not in key and key != "api:storage.googleapis.com"
+        ]
+    return world
+
+
+@dataclass
+class GcloudStub:
+    team: Team
+    bin_dir: Path
+    state_path: Path
+    log_path: Path
+
+    @classmethod
+    def create(cls, tmp_path: Path, team: Team) -> GcloudStub:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(parents=True)
+        wrapper = bin_dir / "gcloud"
+        # -S -E: no site-packages nor PYTHON* variables, so each call starts fast and alike.
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -S -E {shlex.quote(str(STUB))} "$@"\n')
+        wrapper.chmod(0o755)
+        return cls(team, bin_dir, tmp_path / "world.json", tmp_path / "calls.jsonl")
+
+    def load(self, name: str, tag: str = "abc1234", **changes: Any) -> dict[str, Any]:
+        world = scenario(name, self.team, tag)
+        world.update(changes)
+        self.write_world(world)
+        return world
+
+    def write_world(self, world: dict[str, Any]) -> None:
+        self.state_path.write_text(json.dumps(world, indent=2) + "\n")
+        self.forget_calls()
+
+    def world(self) -> dict[str, Any]:
+        return json.loads(self.state_path.read_text())
+
+    def resources(self) -> set[str]:
+        return set(self.world()["resources"])
+
+    def forget_calls(self) -> None:
+        self.log_path.write_text("")
+
+    def calls(self) -> list[list[str]]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+
+    def env(self, path: str | None = None, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CLOUDSDK_", "GCLOUD_", "GOOGLE_", "COMPOSER_"))
+        }
+        env["PATH"] = path if path is not None else f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        env["GCLOUD_STUB_STATE"] = str(self.state_path)
+        env["GCLOUD_STUB_LOG"] = str(self.log_path)
+        env["DEPLOY_RETRY_DELAY"] = "0"
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, path: str | None = None, cwd: Path | None = None, **extra: str) -> Result:
+        """./deploy.sh ARGS in its own session, so that an interruption stops it alone."""
+        before = len(self.calls())
+        proc = subprocess.run(
+            ["./deploy.sh", *args] if cwd is None else [str(self.team.repo / "deploy.sh"), *args],
+            cwd=cwd or self.team.repo,
+            env=self.env(path, **extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+            check=False,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr, self.calls()[before:])
+
+    def run_shell(self, command: str, **extra: str) -> Result:
+        """A command line (or script) as bash runs it in the team repo, with the stand-in on PATH."""
+        before = len(self.calls())
+        proc = subprocess.run(
+            ["bash", "-c", command],
+            cwd=self.team.repo,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+            check=False,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr, self.calls()[before:])
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    calls: list[list[str]]
+
+    @property
+    def mutating(self) -> list[list[str]]:
+        return [argv for argv in self.calls if is_mutating(argv)]
+
+    @property
+    def creating(self) -> list[list[str]]:
+        return [argv for argv in self.calls if is_creating(argv)]
+
+    def plan(self) -> list[list[str]]:
+        """The --dry-run output, each line split the way a shell splits it."""
+        return [shlex.split(line) for line in self.stdout.splitlines()]
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if "ERROR" in line]
+
+
+def path_without_gcloud(tmp_path: Path) -> str:
+    """A PATH with what deploy.sh needs (bash, git) and no gcloud."""
+    bin_dir = tmp_path / "bin-without-gcloud"
+    bin_dir.mkdir()
+    for name in ("bash", "git", "env"):
+        found = shutil.which(name)
+        assert found, f"{name} is needed on PATH for the tests"
+        (bin_dir / name).symlink_to(found)
+    return str(bin_dir)
