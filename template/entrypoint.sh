@@ -34,23 +34,9 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
 [[ -n "${EDGE_WORKER_QUEUES:-}" ]] \
   || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
 
-# The option the worker signs its requests with depends on the installed Airflow:
-# [core] internal_api_secret_key on 2.10, [api_auth] jwt_secret on 3.x.
-airflow_major="$("$EDGE_PYTHON" -c 'import importlib.metadata as m; print(m.version("apache-airflow").split(".")[0])')" \
-  || die "apache-airflow is not installed for ${EDGE_PYTHON}."
-case "$airflow_major" in
-  2) export AIRFLOW__CORE__INTERNAL_API_SECRET_KEY="$EDGE_SHARED_SECRET" ;;
-  *) export AIRFLOW__API_AUTH__JWT_SECRET="$EDGE_SHARED_SECRET" ;;
-esac
-unset EDGE_SHARED_SECRET
-
 mkdir -p "$EDGE_RUN_DIR"
 worker_pid_file="$EDGE_RUN_DIR/worker.pid"
 rm -f "$worker_pid_file"
-
-# Every instance needs its own name: it is the key of the central worker table.
-worker_name="${EDGE_WORKER_NAME:-$("$EDGE_PYTHON" "$EDGE_HOME/startup.py" worker-name "$EDGE_WORKER_NAME_PREFIX")}"
-log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDGE_WORKER_CONCURRENCY}"
 
 health_pid=""
 worker_pid=""
@@ -90,14 +76,27 @@ trap 'on_signal SIGINT' INT
 
 if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
   # Listen on $PORT before anything slow, so Cloud Run's startup probe sees the container.
-  "$EDGE_PYTHON" "$EDGE_HOME/health_server.py" \
-    --port "${PORT:-8080}" --path "${EDGE_HEALTH_PATH:-/health}" \
-    --pid-file "$worker_pid_file" --worker-name "$worker_name" &
+  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" "$EDGE_HOME/health_server.py" \
+    --port "${PORT:-8080}" --path "${EDGE_HEALTH_PATH:-/health}" --pid-file "$worker_pid_file" &
   health_pid=$!
 fi
 
-"$EDGE_PYTHON" "$EDGE_HOME/startup.py" wait-for-api "$AIRFLOW__EDGE__API_URL" "$EDGE_API_WAIT_SECONDS" \
+# One Python start for three things: the installed Airflow major, a name unique to this
+# instance (the key of the central worker table) and a bounded wait for the Edge API.
+prepared="$("$EDGE_PYTHON" "$EDGE_HOME/startup.py" prepare \
+  "$EDGE_WORKER_NAME_PREFIX" "$AIRFLOW__EDGE__API_URL" "$EDGE_API_WAIT_SECONDS")" \
   || die "the Edge API cannot be reached; check the URL, the network mode and that [edge] api_enabled = True on the central site."
+read -r airflow_major worker_name <<< "$prepared"
+worker_name="${EDGE_WORKER_NAME:-$worker_name}"
+log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDGE_WORKER_CONCURRENCY}"
+
+# The option the worker signs its requests with: [core] internal_api_secret_key on
+# Airflow 2.10, [api_auth] jwt_secret on Airflow 3.
+case "$airflow_major" in
+  2) export AIRFLOW__CORE__INTERNAL_API_SECRET_KEY="$EDGE_SHARED_SECRET" ;;
+  *) export AIRFLOW__API_AUTH__JWT_SECRET="$EDGE_SHARED_SECRET" ;;
+esac
+unset EDGE_SHARED_SECRET
 
 airflow edge worker \
   --queues "$EDGE_WORKER_QUEUES" \

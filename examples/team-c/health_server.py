@@ -41,14 +41,14 @@ def worker_state(pid_file: Path) -> str:
     return "running" if process_alive(pid) else "dead"
 
 
-def make_handler(path: str, pid_file: Path, worker_name: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(path: str, pid_file: Path) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.split("?", 1)[0] != path:
                 self._answer(404, "not found\n")
                 return
             state = worker_state(pid_file)
-            self._answer(503 if state == "dead" else 200, f"{state} {worker_name}\n")
+            self._answer(503 if state == "dead" else 200, f"{state}\n")
 
         def _answer(self, code: int, body: str) -> None:
             data = body.encode()
@@ -69,9 +69,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/health")
     parser.add_argument("--pid-file", type=Path, required=True)
-    parser.add_argument("--worker-name", default="")
     args = parser.parse_args()
-    server = HTTPServer(("", args.port), make_handler(args.path, args.pid_file, args.worker_name))
+    server = HTTPServer(("", args.port), make_handler(args.path, args.pid_file))
     server.serve_forever()
 
 

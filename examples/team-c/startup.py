@@ -1,13 +1,12 @@
-"""Start-up steps of the Edge worker container (stdlib only).
+"""Start-up steps of the Edge worker container (stdlib only; one Python start).
 
-    python3 startup.py worker-name PREFIX
-        Print a worker name unique to this instance: PREFIX-<10 hex>. The suffix
-        is derived from the Cloud Run instance id (metadata server); where there
-        is none, it is random. The name is the key of the central worker table,
-        so two live instances must never share it.
-
-    python3 startup.py wait-for-api RPCAPI_URL SECONDS
-        Wait until GET <api base>/health answers 200, at most SECONDS.
+    python3 startup.py prepare PREFIX RPCAPI_URL SECONDS
+        Print "<airflow major> <worker name>" once GET <api base>/health answers 200,
+        waiting at most SECONDS (exit 1 with one line on stderr otherwise).
+        The name is PREFIX-<10 hex>, unique to this instance: the suffix is derived
+        from the Cloud Run instance id (metadata server), random where there is none.
+        The name is the key of the central worker table, so two live instances must
+        never share it.
 
     python3 startup.py end-tasks WORKER_PID
         SIGKILL the task processes under the worker (its grandchildren and below),
@@ -119,12 +118,23 @@ def end_tasks(worker_pid: int) -> int:
     return ended
 
 
+def airflow_major() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("apache-airflow").split(".")[0]
+    except importlib.metadata.PackageNotFoundError:
+        print(f"startup: apache-airflow is not installed for {sys.executable}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "worker-name":
-        print(worker_name(argv[1]))
+    if len(argv) == 4 and argv[0] == "prepare":
+        major, name = airflow_major(), worker_name(argv[1])
+        if not wait_for_api(argv[2], float(argv[3])):
+            return 1
+        print(major, name)
         return 0
-    if len(argv) == 3 and argv[0] == "wait-for-api":
-        return 0 if wait_for_api(argv[1], float(argv[2])) else 1
     if len(argv) == 2 and argv[0] == "end-tasks":
         end_tasks(int(argv[1]))
         return 0

@@ -412,23 +412,63 @@ def start_worker(
     return Worker(proc, repo, home, port)
 
 
-def kill_strays(marker: str) -> list[int]:
-    """SIGKILL processes whose environment holds `marker` (task processes run in their own session)."""
-    killed = []
+def pids_with_env(marker: str) -> list[int]:
+    """Processes whose environment holds `marker` (KEY=VALUE)."""
     needle = marker.encode()
+    found = []
     for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
             if needle in (proc_dir / "environ").read_bytes():
-                os.kill(int(proc_dir.name), signal.SIGKILL)
-                killed.append(int(proc_dir.name))
+                found.append(int(proc_dir.name))
         except (OSError, ValueError):
             continue
+    return found
+
+
+def kill_strays(marker: str) -> list[int]:
+    """SIGKILL processes whose environment holds `marker` (task processes run in their own session)."""
+    killed = []
+    for pid in pids_with_env(marker):
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
     return killed
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, by parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, level = [], children.get(pid, [])
+    while level:
+        found += level
+        level = [child for p in level for child in children.get(p, [])]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 def rss_mib(pid: int) -> float:
-    """Resident memory of one process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """Resident memory of one process, in MiB (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0

@@ -1,0 +1,440 @@
+"""Benchmarks: each figure against a floor measured in the same run, interleaved.
+
+    python3 scripts/dev.py bench [--runs N] [--skip-suite] [--only render,update,health,registration,memory,suite]
+
+Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
+target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
+
+from conftest import git, release_v2, render, snapshot_template  # noqa: E402
+from e2e import harness  # noqa: E402
+
+COPIER = [sys.executable, "-m", "copier"]
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    values: list[float]
+    floor_name: str = ""
+    floor: list[float] = field(default_factory=list)
+    target: str = ""
+    limit: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.floor:
+            return None
+        return statistics.median(self.values) / statistics.median(self.floor)
+
+    def verdict(self) -> str:
+        if self.limit is None:
+            return ""
+        value = self.ratio if self.floor else statistics.median(self.values)
+        return "met" if value is not None and value <= self.limit else "MISSED"
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}"
+
+
+def interleave(runs: int, measure: Callable[[], float], floor: Callable[[], float]) -> tuple[list[float], list[float]]:
+    values, floors = [], []
+    for _ in range(runs):
+        values.append(measure())
+        floors.append(floor())
+    return values, floors
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- render and update
+
+
+def one_file_template(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "copier.yml").write_text("_subdirectory: template\nname:\n  type: str\n  default: demo\n")
+    (root / "template").mkdir()
+    (root / "template" / "README.md.jinja").write_text("# {{ name }}\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "v1.0.0")
+    git(root, "tag", "v1.0.0")
+    return root
+
+
+def bench_render(work: Path, runs: int, template: Path) -> Row:
+    small = one_file_template(work / "one-file")
+    counter = iter(range(10_000))
+
+    def ours() -> float:
+        return timed([*COPIER, "copy", "--defaults", "--quiet", "--vcs-ref", "v1.0.0", str(template),
+                      str(work / f"ours-{next(counter)}" / "team-c")])
+
+    def floor() -> float:
+        return timed([*COPIER, "copy", "--defaults", "--quiet", str(small), str(work / f"small-{next(counter)}")])
+
+    values, floors = interleave(runs, ours, floor)
+    return Row("render: copier copy --defaults", "s", values, "one-file template", floors, "<= 1.3x", 1.3)
+
+
+def bench_update(work: Path, runs: int, template: Path) -> Row:
+    counter = iter(range(10_000))
+
+    def update() -> float:
+        repo = work / f"update-{next(counter)}" / "team-c"
+        render(repo, {"team_name": "team-c"}, src=template, vcs_ref="v1.0.0")
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "render")
+        return timed([*COPIER, "update", "--skip-answered", "--defaults", "--quiet", "--vcs-ref", "v2.0.0"], repo)
+
+    def copy() -> float:
+        return timed([*COPIER, "copy", "--defaults", "--quiet", "--vcs-ref", "v2.0.0", str(template),
+                      str(work / f"copy-{next(counter)}" / "team-c")])
+
+    values, floors = interleave(runs, update, copy)
+    return Row("update: copier update, one release", "s", values, "copier copy", floors, "<= 3x", 3.0)
+
+
+# --------------------------------------------------------------------------- health
+
+
+def first_200(url: str, proc: subprocess.Popen, timeout: float = 30) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter()
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.005)
+    raise RuntimeError(f"no 200 from {url}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def bench_health(work: Path, runs: int, repo: Path, venv: Path) -> tuple[Row, float]:
+    env_base = dict(harness.worker_env_file(repo))
+    health_rss: list[float] = []
+
+    def entrypoint() -> float:
+        port = harness.free_port()
+        home = Path(tempfile.mkdtemp(dir=work))
+        env = {**env_base, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "AIRFLOW_HOME": str(home),
+               "HOME": str(home), "PORT": str(port), "EDGE_SHARED_SECRET": "bench-only-" + secrets.token_hex(8),
+               # No central site here: the health server must answer while the worker waits for one.
+               "AIRFLOW__EDGE__API_URL": f"http://127.0.0.1:{harness.free_port()}/edge_worker/v1/rpcapi",
+               "EDGE_API_WAIT_SECONDS": "30"}
+        started = time.perf_counter()
+        proc = subprocess.Popen([str(repo / "entrypoint.sh")], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            took = first_200(f"http://127.0.0.1:{port}/health", proc) - started
+            server = [p for p in harness.descendants(proc.pid) if "health_server.py" in harness.cmdline(p)]
+            health_rss.extend(harness.rss_mib(p) for p in server)
+            return took
+        finally:
+            stop(proc)
+
+    def floor() -> float:
+        port = harness.free_port()
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                                 "--directory", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            return first_200(f"http://127.0.0.1:{port}/", proc) - started
+        finally:
+            stop(proc)
+
+    values, floors = interleave(runs, entrypoint, floor)
+    row = Row("health: entrypoint start -> /health 200", "s", values, "python3 -m http.server", floors, "<= 1.5x",
+              1.5)
+    return row, statistics.median(health_rss)
+
+
+# --------------------------------------------------------------------------- registration and memory
+
+SLOW_DAG = '''"""Bench DAG: tasks that import the team's packages and stay running."""
+
+import time
+
+from {module} import team_default_args
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
+
+with DAG(dag_id="{module}_bench", default_args=team_default_args(retries=0), schedule=None, catchup=False):
+
+    @task
+    def hold(index: int) -> None:
+        import pandas  # noqa: F401 - the team's dependency, loaded as a real task would
+
+        time.sleep(60)
+
+    hold.expand(index=list(range({count})))
+'''
+
+
+@dataclass
+class Track:
+    name: str
+    airflow_version: str
+    postgres: bool
+
+
+def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[Row, dict[str, float]]:
+    port = harness.free_port()
+    answers = {
+        "team_name": "team-c", "airflow_version": track.airflow_version, "deployment_target": "service",
+        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi", "job_poll_interval": 1,
+        "heartbeat_interval": 5, "dags_source": "image", "python_deps": ["pandas==2.2.3"],
+    }
+    repo = render(work / track.name / "team-c", answers, src=template, vcs_ref="v1.0.0")
+    concurrency = int(harness.worker_env_file(repo)["EDGE_WORKER_CONCURRENCY"])
+    (repo / "dags" / "team_c" / "bench_dag.py").write_text(SLOW_DAG.format(module="team_c", count=concurrency))
+    venv = harness.airflow_venv(repo, extra=("psycopg2-binary",) if track.postgres else ())
+    secret = secrets.token_urlsafe(64)
+    memory: dict[str, float] = {}
+    with harness.postgres() if track.postgres else contextlib.nullcontext() as db:
+        central = harness.CentralSite(venv, work / track.name / "central", port, secret,
+                                      int(track.airflow_version[0]), db, work / track.name / "logs")
+        central.configure(harness.read_env_file(repo / "central" / "edge.env"))
+        try:
+            central.start()
+            central.add_team(repo)
+            counter = iter(range(10_000))
+
+            def registered(name: str, proc: harness.Proc, started: float) -> float:
+                while True:
+                    if central.worker_rows().get(name) in ("idle", "running"):
+                        return time.perf_counter() - started
+                    if not proc.alive():
+                        raise RuntimeError(proc.text()[-2000:])
+                    time.sleep(0.05)
+
+            def entrypoint() -> float:
+                index = next(counter)
+                name = f"team-c-bench-{index}"
+                started = time.perf_counter()
+                worker = harness.start_worker(repo, venv, secret, work / track.name / "logs", f"ep-{index}",
+                                              overrides={"EDGE_WORKER_NAME": name})
+                try:
+                    return registered(name, worker.proc, started)
+                finally:
+                    worker.stop(signal.SIGINT)
+
+            def bare() -> float:
+                index = next(counter)
+                name = f"team-c-bare-{index}"
+                home = work / track.name / "logs" / f"bare-{index}"
+                home.mkdir(parents=True)
+                env = {**harness.worker_env_file(repo), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+                       "HOME": str(home), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+                       central_secret_var(track): secret}
+                started = time.perf_counter()
+                proc = harness.start(f"bare-{index}", [str(venv / "bin" / "airflow"), "edge", "worker", "-q",
+                                                       env["EDGE_WORKER_QUEUES"], "-H", name, "-c", str(concurrency)],
+                                     env, work / track.name / "logs")
+                try:
+                    return registered(name, proc, started)
+                finally:
+                    proc.stop(signal.SIGINT)
+                    harness.kill_strays(f"AIRFLOW_HOME={home}")
+
+            values, floors = interleave(runs, entrypoint, bare)
+            memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
+        finally:
+            central.stop()
+    row = Row(f"registration ({track.name}): entrypoint start -> registered", "s", values,
+              "bare airflow edge worker", floors, "<= 1.2x", 1.2)
+    return row, memory
+
+
+
+
+def central_secret_var(track: Track) -> str:
+    return "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if track.airflow_version.startswith("2.") else \
+        "AIRFLOW__API_AUTH__JWT_SECRET"
+
+
+def tree_rss(pid: int) -> float:
+    return sum(harness.rss_mib(p) for p in [pid, *harness.descendants(pid)] if harness.alive(p))
+
+
+def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, concurrency: int) -> dict[str, float]:
+    worker = harness.start_worker(repo, venv, secret, logs, "memory")
+    try:
+        name = harness.wait_until("the memory worker's name", worker.name, timeout=30)
+        harness.wait_until("registration", lambda: central.worker_rows().get(name) == "idle", timeout=60)
+        time.sleep(3)
+        worker_pid = worker.worker_pid()
+        idle_worker = harness.rss_mib(worker_pid)
+        idle_tree = tree_rss(worker.proc.pid)
+        run_id = central.trigger("team_c_bench")
+        harness.wait_until(
+            f"{concurrency} bench tasks running",
+            lambda: len([r for r in central.query(
+                f"SELECT state FROM task_instance WHERE run_id = '{run_id}'") if r[0] == "running"]) == concurrency,
+            timeout=180,
+        )
+        time.sleep(8)  # let each task finish importing the team's packages
+        busy_tree = tree_rss(worker.proc.pid)
+        return {
+            "idle worker RSS (airflow edge worker)": idle_worker,
+            "idle container RSS (entrypoint + worker + health server)": idle_tree,
+            "busy container RSS": busy_tree,
+            "RSS per running task": (busy_tree - idle_tree) / concurrency,
+        }
+    finally:
+        central.airflow("dags", "pause", "team_c_bench")
+        worker.stop(signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------- test suite
+
+
+def bench_suite() -> list[Row]:
+    rows = []
+    for label, args in (("fast tests (-m 'not e2e')", ["-m", "not e2e"]), ("whole suite", [])):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                       check=False, capture_output=True)
+        rows.append(Row(f"test suite: {label}", "s", [time.perf_counter() - started]))
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+
+
+def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
+    """Does each memory default the template renders hold the worker plus its tasks with 25 % headroom?"""
+    import yaml
+
+    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    memory = questions["memory"]["default"]
+    concurrency = questions["worker_concurrency"]["default"]
+    mib = int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+    need = measured["idle container RSS (entrypoint + worker + health server)"] + concurrency * measured[
+        "RSS per running task"]
+    headroom = mib / need - 1
+    return [
+        f"- default `memory: {memory}` with `worker_concurrency: {concurrency}`: needs {need:.0f} MiB "
+        f"(idle container + {concurrency} tasks), headroom {headroom:.0%} "
+        f"({'met' if headroom >= 0.25 else 'MISSED'}: target >= 25%)",
+        f"- health server RSS: {health_rss:.1f} MiB ({'met' if health_rss <= 15 else 'MISSED'}: target <= 15 MiB)",
+    ]
+
+
+def report(rows: list[Row], memory: dict[str, dict[str, float]], extra: list[str], runs: int) -> str:
+    lines = [
+        "| measurement | min / median / max | floor: min / median / max | ratio | target | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        floor = f"{row.floor_name}: {fmt(row.floor)}" if row.floor else ""
+        lines.append(f"| {row.name} | {fmt(row.values)} {row.unit} | {floor} | {ratio} | {row.target} | "
+                     f"{row.verdict()} |")
+    for track, figures in memory.items():
+        lines.append("")
+        lines.append(f"Memory ({track}), MiB:")
+        lines.extend(f"- {key}: {value:.0f}" for key, value in figures.items())
+    if extra:
+        lines.append("")
+        lines.extend(extra)
+    head = (f"{runs} runs each, interleaved with the floor; {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
+    parser.add_argument("--only", default="render,update,health,registration,memory,suite")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    if args.skip_suite:
+        only.discard("suite")
+    work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    rows: list[Row] = []
+    memory: dict[str, dict[str, float]] = {}
+    extra: list[str] = []
+    try:
+        template = snapshot_template(work / "edge-template")
+        release_v2(template)
+        if "render" in only:
+            rows.append(bench_render(work, args.runs, template))
+        if "update" in only:
+            rows.append(bench_update(work, args.runs, template))
+        health_rss = None
+        if "health" in only:
+            repo = render(work / "health" / "team-c", {"team_name": "team-c", "deployment_target": "service"},
+                          src=template, vcs_ref="v1.0.0")
+            venv = harness.airflow_venv(repo, extra=("psycopg2-binary",))
+            row, health_rss = bench_health(work, args.runs, repo, venv)
+            rows.append(row)
+        if only & {"registration", "memory"}:
+            for track in (Track("airflow2", "2.10.5", True), Track("airflow3", "3.3.2", False)):
+                row, memory[track.name] = bench_worker(work, args.runs, track, template)
+                rows.append(row)
+            if health_rss is not None:
+                extra = memory_defaults(memory["airflow2"], health_rss)
+        if "suite" in only:
+            rows.extend(bench_suite())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = report(rows, memory, extra, args.runs)
+    print(text)
+    args.output.write_text("# Benchmarks\n\nWritten by `python3 scripts/dev.py bench` (bench/run.py).\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

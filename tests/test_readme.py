@@ -1,0 +1,131 @@
+"""Every command the READMEs give works as written (with the published address swapped for a local release)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, git, load_answers, snapshot_template, team_repo_at
+from gcloud_stub import GcloudStub, Team
+
+PUBLISHED = "gh:org/edge-template"
+
+
+def sh_blocks(markdown: str) -> list[list[str]]:
+    """The command lines of each ```sh block (comments after # dropped)."""
+    blocks, current = [], None
+    for line in markdown.splitlines():
+        if line.strip().startswith("```"):
+            if current is None and line.strip() == "```sh":
+                current = []
+            elif current is not None:
+                blocks.append(current)
+                current = None
+            continue
+        if current is not None and line.strip():
+            current.append(re.sub(r"\s+#\s.*$", "", line).strip())
+    return blocks
+
+
+def shell(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return subprocess.run(["bash", "-c", f"set -euo pipefail\n{command}"], cwd=cwd, capture_output=True, text=True,
+                          check=False, env={**os.environ, "PATH": path, **env}, stdin=subprocess.DEVNULL)
+
+
+README = (ROOT / "README.md").read_text()
+BLOCKS = sh_blocks(README)
+
+
+def test_the_quick_start_is_exactly_two_commands_and_ci_runs_the_second() -> None:
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert sh_blocks(quick_start) == [["python3 scripts/dev.py demo", "python3 scripts/dev.py test"]]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "python3 scripts/dev.py test"
+
+
+def test_the_demo_command_renders_team_c_with_every_default() -> None:
+    result = shell("python3 scripts/dev.py demo", ROOT)
+    assert result.returncode == 0, result.stderr
+    demo = ROOT / "build" / "team-c"
+    answers = load_answers(demo)
+    assert answers["team_name"] == "team-c"
+    assert answers["deployment_target"] == "worker-pool"
+    assert (demo / "deploy.sh").exists()
+
+
+def test_the_data_team_commands_work(tmp_path: Path) -> None:
+    template = snapshot_template(tmp_path / "edge-template")
+    block = next(b for b in BLOCKS if b and b[0].startswith(f"copier copy {PUBLISHED}"))
+    assert block == [
+        f"copier copy {PUBLISHED} team-c",
+        'cd team-c && git init && git add -A && git commit -m "Render edge-template"',
+        "./deploy.sh --dry-run all",
+        "./deploy.sh all",
+    ]
+    # No terminal here to answer the prompts: take every default, as the README's next line says.
+    first = block[0].replace(f"copier copy {PUBLISHED}", f"copier copy --defaults {shlex.quote(str(template))}")
+    assert shell(first, tmp_path).returncode == 0
+    git_env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    result = shell(block[1], tmp_path, **git_env)
+    assert result.returncode == 0, result.stderr
+    repo = tmp_path / "team-c"
+    team = Team(repo, yaml.safe_load((repo / ".copier-answers.yml").read_text()))
+    stub = GcloudStub.create(tmp_path / "gcloud", team)
+    stub.load("nothing-exists")
+    dry = stub.run_shell(block[2])
+    assert dry.returncode == 0, dry.stderr
+    assert dry.calls == []
+    real = stub.run_shell(block[3])
+    assert real.returncode == 0, real.stderr
+    assert real.calls[-1][:4] == ["gcloud", "run", "worker-pools", "deploy"]
+
+
+def test_the_release_and_update_commands_work(tmp_path: Path) -> None:
+    template = snapshot_template(tmp_path / "edge-template")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(template, "remote", "add", "origin", str(origin))
+    team = team_repo_at(template, tmp_path / "team-c", "v1.0.0")
+
+    release = next(b for b in BLOCKS if b and b[0].startswith("git tag"))
+    assert release == ["git tag v1.1.0 && git push origin v1.1.0"]
+    (template / "CHANGELOG.md").write_text("# Changelog\n\n## v1.1.0\n\nNothing for teams to do.\n")
+    git(template, "commit", "-q", "-am", "v1.1.0")
+    result = shell(release[0], template)
+    assert result.returncode == 0, result.stderr
+    assert "v1.1.0" in git(origin, "tag")
+
+    update = next(b for b in BLOCKS if b and b[0].startswith("copier update"))
+    assert update == ["copier update --skip-answered --defaults", "git diff"]
+    for command in update:
+        result = shell(command, team)
+        assert result.returncode == 0, command + result.stderr
+    assert load_answers(team)["_commit"] == "v1.1.0"
+
+
+@pytest.mark.parametrize(
+    "command_start", ["copier update --defaults --data airflow_version", "copier update --defaults"]
+)
+def test_the_generated_readme_update_commands_work(template_releases: Path, tmp_path: Path, command_start) -> None:
+    repo = team_repo_at(template_releases, tmp_path / "team-c", "v1.0.0")
+    commands = [line for block in sh_blocks((repo / "README.md").read_text()) for line in block]
+    command = next(line for line in commands if line.startswith(command_start))
+    if "NEW" in command:
+        assert command == ("copier update --defaults --data airflow_version=NEW --data edge_provider_version=NEW")
+        command = command.replace("airflow_version=NEW", "airflow_version=2.10.4").replace(
+            "edge_provider_version=NEW", "edge_provider_version=1.4.1")
+    result = shell(command, repo)
+    assert result.returncode == 0, result.stderr
+    answers = load_answers(repo)
+    assert answers["_commit"] == "v2.0.0"
+    if "2.10.4" in command:
+        assert (answers["airflow_version"], answers["edge_provider_version"]) == ("2.10.4", "1.4.1")
+        assert '"apache-airflow==2.10.4"' in (repo / "Dockerfile").read_text()
