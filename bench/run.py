@@ -306,6 +306,11 @@ def tree_rss(pid: int) -> float:
     return sum(harness.rss_mib(p) for p in [pid, *harness.descendants(pid)] if harness.alive(p))
 
 
+def tree_pss(pid: int) -> float:
+    """What the container really holds: forked processes share pages that RSS counts twice."""
+    return sum(harness.pss_mib(p) for p in [pid, *harness.descendants(pid)] if harness.alive(p))
+
+
 def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, concurrency: int) -> dict[str, float]:
     worker = harness.start_worker(repo, venv, secret, logs, "memory")
     try:
@@ -315,6 +320,7 @@ def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, con
         worker_pid = worker.worker_pid()
         idle_worker = harness.rss_mib(worker_pid)
         idle_tree = tree_rss(worker.proc.pid)
+        idle_pss = tree_pss(worker.proc.pid)
         run_id = central.trigger("team_c_bench")
         harness.wait_until(
             f"{concurrency} bench tasks running",
@@ -324,11 +330,15 @@ def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, con
         )
         time.sleep(8)  # let each task finish importing the team's packages
         busy_tree = tree_rss(worker.proc.pid)
+        busy_pss = tree_pss(worker.proc.pid)
         return {
             "idle worker RSS (airflow edge worker)": idle_worker,
             "idle container RSS (entrypoint + worker + health server)": idle_tree,
-            "busy container RSS": busy_tree,
+            f"busy container RSS ({concurrency} tasks importing pandas)": busy_tree,
             "RSS per running task": (busy_tree - idle_tree) / concurrency,
+            "idle container PSS": idle_pss,
+            f"busy container PSS ({concurrency} tasks)": busy_pss,
+            "PSS per running task": (busy_pss - idle_pss) / concurrency,
         }
     finally:
         central.airflow("dags", "pause", "team_c_bench")
@@ -359,12 +369,13 @@ def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
     memory = questions["memory"]["default"]
     concurrency = questions["worker_concurrency"]["default"]
     mib = int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+    # RSS, the larger figure: it counts pages that forked task processes share, so it errs high.
     need = measured["idle container RSS (entrypoint + worker + health server)"] + concurrency * measured[
         "RSS per running task"]
     headroom = mib / need - 1
     return [
-        f"- default `memory: {memory}` with `worker_concurrency: {concurrency}`: needs {need:.0f} MiB "
-        f"(idle container + {concurrency} tasks), headroom {headroom:.0%} "
+        f"- default `memory: {memory}` with `worker_concurrency: {concurrency}`: needs {need:.0f} MiB by RSS "
+        f"(idle container + {concurrency} tasks importing pandas), headroom {headroom:.0%} "
         f"({'met' if headroom >= 0.25 else 'MISSED'}: target >= 25%)",
         f"- health server RSS: {health_rss:.1f} MiB ({'met' if health_rss <= 15 else 'MISSED'}: target <= 15 MiB)",
     ]

@@ -14,7 +14,9 @@ set -euo pipefail
 log() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-EDGE_HOME="${EDGE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+script_dir="${BASH_SOURCE[0]%/*}"
+[[ "$script_dir" != "${BASH_SOURCE[0]}" ]] || script_dir=.
+EDGE_HOME="${EDGE_HOME:-$script_dir}"
 EDGE_PYTHON="${EDGE_PYTHON:-python3}"
 EDGE_RUN_DIR="${EDGE_RUN_DIR:-${AIRFLOW_HOME:-/opt/airflow}/run}"
 EDGE_API_WAIT_SECONDS="${EDGE_API_WAIT_SECONDS:-60}"
@@ -76,7 +78,7 @@ trap 'on_signal SIGINT' INT
 
 if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
   # Listen on $PORT before anything slow, so Cloud Run's startup probe sees the container.
-  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" "$EDGE_HOME/health_server.py" \
+  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" -S "$EDGE_HOME/health_server.py" \
     --port "${PORT:-8080}" --path "${EDGE_HEALTH_PATH:-/health}" --pid-file "$worker_pid_file" &
   health_pid=$!
 fi

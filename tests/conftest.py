@@ -14,6 +14,7 @@ from typing import Any
 import copier
 import pytest
 import yaml
+from gcloud_stub import GcloudStub, Team, rendered_team
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = Path(sys.executable).parent
@@ -250,3 +251,28 @@ def team_repo_at(template: Path, dst: Path, ref: str, answers: dict[str, Any] | 
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "Render edge-template")
     return dst
+
+
+# --------------------------------------------------------------------------- deploy.sh against the gcloud stand-in
+
+
+@pytest.fixture(scope="session")
+def team_of(render_to: Callable[..., Path]) -> Callable[[str], Team]:
+    """team_of(case): the team repo of a MATRIX answer set, rendered once per session."""
+    return lambda case: rendered_team(case, MATRIX[case], render_to)
+
+
+@pytest.fixture
+def stub_for(tmp_path: Path, team_of: Callable[[str], Team]) -> Callable[[str], GcloudStub]:
+    """stub_for(case): a recording gcloud stand-in on PATH for that team repo."""
+    return lambda case: GcloudStub.create(tmp_path, team_of(case))
+
+
+@pytest.fixture
+def committed_team(tmp_path: Path, render_to: Callable[..., Path]) -> Team:
+    """A fresh default team repo, committed to git as the copier message says to."""
+    repo = render_to(MATRIX["defaults"], name="team-c")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Render edge-template")
+    return Team(repo, load_answers(repo))

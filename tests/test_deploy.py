@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MATRIX, load_answers, run_tool, tool
-from gcloud_stub import INTERRUPTED, GcloudStub, Result, Team, path_without_gcloud, rendered_team, scenario
+from conftest import MATRIX, run_tool, tool
+from gcloud_stub import INTERRUPTED, GcloudStub, Result, Team, path_without_gcloud, scenario
 from gcloud_stub.calls import is_creating, is_mutating
 
 TAG = "abc1234"
@@ -152,30 +152,6 @@ DEPLOY_COMMANDS = {
 
 SERVICE_CASES = ["af2-service-none-gcs", "af2-service-directvpc-image", "af3-service-connector-image"]
 POOL_CASES = ["defaults", "af3-pool-directvpc-gcs"]
-
-
-# --- Fixtures ---
-
-
-@pytest.fixture(scope="session")
-def team_of(render_to: Callable[..., Path]) -> Callable[[str], Team]:
-    """team_of(case): the team repo of a MATRIX answer set, rendered once per session."""
-    return lambda case: rendered_team(case, MATRIX[case], render_to)
-
-
-@pytest.fixture
-def stub_for(tmp_path: Path, team_of: Callable[[str], Team]) -> Callable[[str], GcloudStub]:
-    return lambda case: GcloudStub.create(tmp_path, team_of(case))
-
-
-@pytest.fixture
-def committed_team(tmp_path: Path, render_to: Callable[..., Path]) -> Team:
-    """A fresh default team repo, committed to git as the copier message says to."""
-    repo = render_to(MATRIX["defaults"], name="team-c")
-    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "Render edge-template"]):
-        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
-    return Team(repo, load_answers(repo))
 
 
 # --- The expected calls, built from a team's names (used for the non-default answer sets) ---

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MATRIX, run_tool, tool
-from gcloud_stub import GcloudStub, Result, Team, rendered_team
+from conftest import run_tool, tool
+from gcloud_stub import GcloudStub, Result, Team
 
 SUBSTITUTION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 MIN_GCLOUD = 565  # Cloud Run worker pools are GA from gcloud 565.0.0
@@ -60,11 +60,6 @@ def run_step(stub: GcloudStub, config: dict[str, Any], step_id: str, values: dic
     return stub.run_shell(substitute(s["args"][1], values), **env)
 
 
-@pytest.fixture(scope="session")
-def team_repo(render_to: Callable[..., Path]) -> Callable[[str], Team]:
-    return lambda case: rendered_team(case, MATRIX[case], render_to)
-
-
 def config_of(team: Team) -> dict[str, Any]:
     return yaml.safe_load((team.repo / "cloudbuild.yaml").read_text())
 
@@ -74,10 +69,10 @@ def config_of(team: Team) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
 def test_cloudbuild_yaml_is_valid_for_cloud_build_and_yamllint_strict(
-    case: str, team_repo: Callable[[str], Team]
+    case: str, team_of: Callable[[str], Team]
 ) -> None:
     # (test_rendered_repo.py runs the same linters over every MATRIX case.)
-    repo = team_repo(case).repo
+    repo = team_of(case).repo
     schema = run_tool([tool("check-jsonschema"), "--builtin-schema", "vendor.cloudbuild", "cloudbuild.yaml"], repo)
     lint = run_tool([tool("yamllint"), "--strict", "-c", ".yamllint.yaml", "cloudbuild.yaml"], repo)
 
@@ -91,9 +86,9 @@ def test_cloudbuild_yaml_is_valid_for_cloud_build_and_yamllint_strict(
 
 @pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
 def test_the_build_reuses_the_last_image_and_pushes_both_tags_before_deploying(
-    case: str, team_repo: Callable[[str], Team]
+    case: str, team_of: Callable[[str], Team]
 ) -> None:
-    team = team_repo(case)
+    team = team_of(case)
     config = config_of(team)
     image = team.image
 
@@ -119,8 +114,8 @@ def test_the_build_reuses_the_last_image_and_pushes_both_tags_before_deploying(
     assert config["images"] == [f"{image}:${{_TAG}}", f"{image}:latest"]
 
 
-def test_the_deploy_step_runs_in_a_pinned_gcloud_new_enough_for_worker_pools(team_repo: Callable[[str], Team]) -> None:
-    config = config_of(team_repo("defaults"))
+def test_the_deploy_step_runs_in_a_pinned_gcloud_new_enough_for_worker_pools(team_of: Callable[[str], Team]) -> None:
+    config = config_of(team_of("defaults"))
 
     assert step(config, "deploy")["name"] == "${_GCLOUD_IMAGE}"
     pinned = re.fullmatch(
@@ -131,8 +126,8 @@ def test_the_deploy_step_runs_in_a_pinned_gcloud_new_enough_for_worker_pools(tea
     assert int(pinned.group(1)) >= MIN_GCLOUD
 
 
-def test_logging_and_substitutions_are_set(team_repo: Callable[[str], Team]) -> None:
-    config = config_of(team_repo("defaults"))
+def test_logging_and_substitutions_are_set(team_of: Callable[[str], Team]) -> None:
+    config = config_of(team_of("defaults"))
 
     assert config["options"]["logging"] == "CLOUD_LOGGING_ONLY"
     assert config["options"]["dynamicSubstitutions"] is True
@@ -142,9 +137,9 @@ def test_logging_and_substitutions_are_set(team_repo: Callable[[str], Team]) -> 
 
 
 def test_deploy_sh_build_passes_only_substitutions_the_config_defines(
-    team_repo: Callable[[str], Team], tmp_path: Path
+    team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_repo("defaults")
+    team = team_of("defaults")
     config = config_of(team)
     stub = GcloudStub.create(tmp_path, team)
 
@@ -163,9 +158,9 @@ def test_deploy_sh_build_passes_only_substitutions_the_config_defines(
 
 @pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
 def test_a_triggered_build_deploys_the_commit_through_deploy_sh(
-    case: str, team_repo: Callable[[str], Team], tmp_path: Path
+    case: str, team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_repo(case)
+    team = team_of(case)
     config = config_of(team)
     stub = GcloudStub.create(tmp_path, team)
     stub.load("everything-exists", tag="1a2b3c4")
@@ -183,8 +178,8 @@ def test_a_triggered_build_deploys_the_commit_through_deploy_sh(
         assert len(result.mutating) == 1
 
 
-def test_a_build_with_deploy_false_only_pushes(team_repo: Callable[[str], Team], tmp_path: Path) -> None:
-    team = team_repo("defaults")
+def test_a_build_with_deploy_false_only_pushes(team_of: Callable[[str], Team], tmp_path: Path) -> None:
+    team = team_of("defaults")
     config = config_of(team)
     stub = GcloudStub.create(tmp_path, team)
     stub.load("everything-exists")
@@ -204,9 +199,9 @@ def test_a_build_with_deploy_false_only_pushes(team_repo: Callable[[str], Team],
     ],
 )
 def test_a_manual_build_without_a_tag_stops_first_and_says_how(
-    short_sha: str, overrides: dict[str, str], ok: bool, team_repo: Callable[[str], Team], tmp_path: Path
+    short_sha: str, overrides: dict[str, str], ok: bool, team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_repo("defaults")
+    team = team_of("defaults")
     config = config_of(team)
     stub = GcloudStub.create(tmp_path, team)
 
@@ -217,8 +212,8 @@ def test_a_manual_build_without_a_tag_stops_first_and_says_how(
         assert "pass --substitutions=_TAG=$(git rev-parse --short=7 HEAD)" in result.stderr
 
 
-def test_the_documented_manual_build_command_names_the_config_and_a_tag(team_repo: Callable[[str], Team]) -> None:
-    team = team_repo("defaults")
+def test_the_documented_manual_build_command_names_the_config_and_a_tag(team_of: Callable[[str], Team]) -> None:
+    team = team_of("defaults")
     doc = (team.repo / "docs" / "deploy.md").read_text()
 
     command = re.search(r"^gcloud builds submit .*?\.$", doc.replace("\\\n", ""), re.MULTILINE | re.DOTALL)

@@ -462,6 +462,18 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of one process, in MiB: shared pages split among their users."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of one process, in MiB (0 once it is gone)."""
     try:
