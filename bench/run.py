@@ -245,8 +245,9 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
                                       int(track.airflow_version[0]), db, work / track.name / "logs")
         central.configure(harness.read_env_file(repo / "central" / "edge.env"))
         try:
-            central.start()
+            central.migrate()
             central.add_team(repo)
+            central.start()
             counter = iter(range(10_000))
 
             def registered(name: str, proc: harness.Proc, started: float) -> float:

@@ -65,6 +65,7 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("memory", "6Gi", {"cpu": "1"}, "more than 4Gi needs 2 CPUs"),
     ("memory", "1Gi", {"cpu": "4"}, "4 CPUs need at least 2Gi"),
     ("job_poll_interval", 0, {}, "job_poll_interval must be 1 to 600"),
+    ("job_poll_interval", 5, {"airflow_version": "2.10.5"}, "outlasts Cloud Run's 10 s"),
     ("heartbeat_interval", 9999, {}, "heartbeat_interval must be 1 to 600"),
     ("network_mode", "vpc-connector", {"deployment_target": "worker-pool"}, "worker pools support Direct VPC only"),
     ("vpc_network", "My_VPC", {"network_mode": "direct-vpc"}, "vpc_network must be"),
@@ -139,6 +140,13 @@ def test_edge_provider_version_follows_airflow_version(render_to, answers, expec
     repo = render_to({"team_name": "team-c", **answers})
     assert load_answers(repo)["edge_provider_version"] == expected_edge
     assert f'"apache-airflow-providers-edge3=={expected_edge}"' in (repo / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize(("airflow_version", "poll"), [("2.10.5", 1), ("3.3.2", 5)])
+def test_job_poll_interval_default_lets_a_shutdown_fit_cloud_run(render_to, airflow_version, poll) -> None:
+    repo = render_to({"team_name": "team-c", "airflow_version": airflow_version})
+    assert load_answers(repo)["job_poll_interval"] == poll
+    assert f'AIRFLOW__EDGE__JOB_POLL_INTERVAL: "{poll}"' in (repo / "worker.env.yaml").read_text()
 
 
 def test_every_question_has_a_default_so_bots_never_hit_a_prompt(tmp_path: Path) -> None:

@@ -294,9 +294,14 @@ class CentralSite:
             raise HarnessError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
         return result.stdout
 
-    def start(self) -> None:
+    def migrate(self) -> None:
+        """Create the metadata database; teams can be added after this, before start()."""
         self.dags.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
+
+    def start(self) -> None:
+        """Serialize the DAGs once, then start the servers (so no CLI races the DAG processor)."""
+        self.airflow("dags", "reserialize")
         bin_airflow = str(self.venv / "bin" / "airflow")
         if self.airflow_major == 2:
             server = [bin_airflow, "webserver", "--port", str(self.port), "--hostname", "127.0.0.1"]
@@ -324,7 +329,7 @@ class CentralSite:
             proc.stop()
 
     def add_team(self, repo: Path) -> None:
-        """The team's DAG files into the central DAG folder, and its pool."""
+        """The team's DAG files into the central DAG folder, and its pool (between migrate and start)."""
         shutil.copytree(repo / "dags", self.dags, dirs_exist_ok=True)
         self.airflow("pools", "import", str(repo / "pools.json"))
 
@@ -340,7 +345,6 @@ class CentralSite:
 
     def trigger(self, dag_id: str) -> str:
         run_id = f"e2e_{dag_id}_{time.time_ns()}"
-        self.airflow("dags", "reserialize")
         self.airflow("dags", "unpause", dag_id)
         self.airflow("dags", "trigger", dag_id, "--run-id", run_id)
         return run_id
