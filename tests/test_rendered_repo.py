@@ -148,7 +148,7 @@ def test_central_settings_name_the_secret_option_of_the_airflow_major(matrix_rep
     assert ("EdgeDBManager" in env) == (major == 3 and minor < 2)
 
 
-def test_the_template_itself_is_clean(tmp_path: Path) -> None:
+def test_the_template_itself_is_clean() -> None:
     """The template repo's own Python and YAML pass the same linters."""
     result = run_tool([tool("ruff"), "check", "--no-cache", "."], ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -64,6 +64,28 @@ class Site:
     def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
         return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
 
+    def registered(self, worker: harness.Worker) -> str:
+        """Wait until the worker is registered at the central site; its name."""
+        name = harness.wait_until("the worker to print its name", worker.name, timeout=30)
+        harness.wait_until(
+            f"{name} registered at the central site",
+            lambda: self.central.worker_rows().get(name) in ("idle", "running") or not worker.proc.alive(),
+            timeout=90,
+        )
+        assert worker.proc.alive(), worker.proc.text()[-3000:]
+        return name
+
+    def task_in(self, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 180) -> dict[str, str]:
+        """Wait until the run's task instance is in one of `states`; its row."""
+        return harness.wait_until(
+            f"{dag_id} {run_id} to be {' or '.join(states)}",
+            lambda: (ti := self.central.task_instance(dag_id, run_id)) and ti["state"] in states and ti,
+            timeout=timeout,
+        )
+
+    def finished(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return self.task_in(dag_id, run_id, ("success", "failed"))
+
 
 @pytest.fixture(scope="session")
 def edge_secret() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from e2e.conftest import Site
-from e2e.test_team_tasks_run_on_the_team_worker import registered
 
 pytestmark = pytest.mark.e2e
 
@@ -14,8 +13,8 @@ def test_two_instances_of_one_repo_register_under_different_names(site: Site) ->
     first = site.worker(site.team_c, "instance-1")
     second = site.worker(site.team_c, "instance-2")
     try:
-        name_1 = registered(site, first)
-        name_2 = registered(site, second)
+        name_1 = site.registered(first)
+        name_2 = site.registered(second)
         assert name_1 != name_2
         assert name_1.startswith("team-c-")
         assert name_2.startswith("team-c-")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from e2e.conftest import Site
-from e2e.test_team_tasks_run_on_the_team_worker import finished, registered
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +30,9 @@ def test_no_file_of_the_run_holds_the_secret(site: Site) -> None:
     worker = site.worker(site.team_c, "hygiene")
     wrong = site.worker(site.team_a, "hygiene-wrong", secret="wrong-" + "y" * 64)
     try:
-        registered(site, worker)
+        site.registered(worker)
         run_id = site.central.trigger("team_c_example")
-        assert finished(site, "team_c_example", run_id)["state"] == "success"
+        assert site.finished("team_c_example", run_id)["state"] == "success"
         wrong.proc.popen.wait(60)
         worker.proc.popen.send_signal(signal.SIGTERM)
         worker.proc.popen.wait(30)

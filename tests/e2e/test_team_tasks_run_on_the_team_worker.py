@@ -7,44 +7,20 @@ import time
 import pytest
 
 from e2e.conftest import Site
-from e2e.harness import wait_until
 
 pytestmark = pytest.mark.e2e
-
-REGISTERED = ("idle", "running")
-
-
-def registered(site: Site, worker) -> str:
-    name = wait_until("the worker to print its name", worker.name, timeout=30)
-    wait_until(f"{name} registered at the central site",
-               lambda: site.central.worker_rows().get(name) in REGISTERED or _exited(worker), timeout=90)
-    assert worker.proc.alive(), worker.proc.text()[-3000:]
-    return name
-
-
-def _exited(worker) -> bool:
-    return not worker.proc.alive()
-
-
-def finished(site: Site, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, str]:
-    return wait_until(
-        f"{dag_id} {run_id} to finish",
-        lambda: (ti := site.central.task_instance(dag_id, run_id)) and ti["state"] in ("success", "failed") and ti,
-        timeout=timeout,
-    )
-
 
 def test_each_team_task_runs_on_its_own_worker(site: Site) -> None:
     worker_c = site.worker(site.team_c, "team-c-worker")
     worker_a = site.worker(site.team_a, "team-a-worker")
     try:
-        name_c = registered(site, worker_c)
-        name_a = registered(site, worker_a)
+        name_c = site.registered(worker_c)
+        name_a = site.registered(worker_a)
         run_c = site.central.trigger("team_c_example")
         run_a = site.central.trigger("team_a_example")
 
-        ti_c = finished(site, "team_c_example", run_c)
-        ti_a = finished(site, "team_a_example", run_a)
+        ti_c = site.finished("team_c_example", run_c)
+        ti_a = site.finished("team_a_example", run_a)
 
         assert ti_c == {"state": "success", "hostname": name_c, "queue": "team_c_queue", "pool": "team_c_pool"}
         assert ti_a == {"state": "success", "hostname": name_a, "queue": "team_a_queue", "pool": "team_a_pool"}
@@ -57,20 +33,18 @@ def test_another_team_worker_never_takes_the_task(site: Site) -> None:
     worker_a = site.worker(site.team_a, "team-a-only")
     worker_c = None
     try:
-        name_a = registered(site, worker_a)
+        name_a = site.registered(worker_a)
         run_c = site.central.trigger("team_c_example")
         # Several poll intervals (1 s) with only team a's worker alive: the task must wait.
-        wait_until("team c's task to be queued",
-                   lambda: (ti := site.central.task_instance("team_c_example", run_c)) and ti["state"] == "queued",
-                   timeout=60)
+        site.task_in("team_c_example", run_c, ("queued",), timeout=60)
         time.sleep(8)
         assert site.central.task_instance("team_c_example", run_c)["state"] == "queued"
         jobs = site.central.query(f"SELECT edge_worker FROM edge_job WHERE run_id = '{run_c}'")
         assert [row[0] for row in jobs if row[0]] == []
 
         worker_c = site.worker(site.team_c, "team-c-late")
-        name_c = registered(site, worker_c)
-        ti_c = finished(site, "team_c_example", run_c)
+        name_c = site.registered(worker_c)
+        ti_c = site.finished("team_c_example", run_c)
         assert ti_c["state"] == "success"
         assert ti_c["hostname"] == name_c != name_a
     finally:
