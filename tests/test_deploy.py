@@ -729,6 +729,27 @@ def test_the_docs_deploy_commands_work_as_written(doc: str, committed_team: Team
             ]
 
 
+def test_the_docs_secret_creation_works_as_written_and_the_value_goes_nowhere(
+    team_of: Callable[[str], Team], tmp_path: Path
+) -> None:
+    doc = (team_of("defaults").repo / "docs" / "deploy.md").read_text()
+    block = next(b for b in doc.split("```sh\n")[1:] if "gcloud secrets create" in b).split("```", 1)[0]
+    stub = GcloudStub.create(tmp_path, team_of("defaults"))
+    stub.load("secret-missing")
+    value = "edge-secret-typed-at-the-prompt-" + "z" * 40
+
+    result = stub.run_shell(block, stdin=value + "\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.calls == [
+        ["gcloud", "services", "enable", "secretmanager.googleapis.com", "--project=my-gcp-project"],
+        ["gcloud", "secrets", "create", "airflow-edge-secret", "--project=my-gcp-project",
+         "--replication-policy=automatic", "--data-file=-"],
+    ]
+    assert "secret:airflow-edge-secret" in stub.resources()
+    assert value not in result.stdout + result.stderr + stub.log_path.read_text() + stub.state_path.read_text()
+
+
 def test_the_docs_name_the_gcloud_release_checked_against(team_of: Callable[[str], Team]) -> None:
     doc = (team_of("defaults").repo / "docs" / "deploy.md").read_text()
 

@@ -186,11 +186,12 @@ class GcloudStub:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr, self.calls()[before:])
 
-    def run_shell(self, command: str, **extra: str) -> Result:
+    def run_shell(self, command: str, stdin: str | None = None, **extra: str) -> Result:
         """A command line (or script) as bash runs it in the team repo, with the stand-in on PATH."""
         before = len(self.calls())
         proc = subprocess.run(
             ["bash", "-c", command],
+            input=stdin,
             cwd=self.team.repo,
             env=self.env(**extra),
             capture_output=True,

@@ -146,6 +146,14 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
             world.add(f"api:{api}")
         return None
 
+    if words[:2] == ["secrets", "create"]:
+        need(world, flags, "project")
+        if flags.get("data-file") != "-":
+            raise GcloudError("gcloud stand-in: the docs pass the value on stdin (--data-file=-)")
+        sys.stdin.read()  # the value: read like gcloud does, never stored, recorded nor printed
+        create_once(world, f"secret:{words[2]}", f"secret [{words[2]}]")
+        return None
+
     if words[0] == "secrets" and words[1] in {"describe", "get-iam-policy", "add-iam-policy-binding"}:
         need(world, flags, "project")
         if not world.has("api:secretmanager.googleapis.com"):
