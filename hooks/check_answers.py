@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,21 +23,31 @@ def env_value(text: str, key: str) -> str | None:
     return match.group(1) if match else None
 
 
+def shell_word(answer: str, value: object) -> str:
+    """NAME=VALUE as copier's --data takes it, quoted for a shell: a list in YAML flow style."""
+    text = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
+    return shlex.quote(f"{answer}={text}")
+
+
 def problems(answers: dict[str, object]) -> list[str]:
     found: list[str] = []
 
-    def expect(file: str, what: str, seen: object, answer: str, wanted: object) -> None:
+    def expect(file: str, what: str, seen: object, answer: str, wanted: object, hint: str | None = None) -> None:
         if seen != wanted:
             found.append(
-                f"{file}: {what} is {seen!r} but .copier-answers.yml says {answer}={wanted!r}; "
-                f"undo the hand edit, or change the answer with `copier update --data {answer}=...`"
+                f"{file}: {what} is {seen!r} but the answers give {wanted!r}; undo the hand edit, "
+                f"or change the answer with `copier update --data {shell_word(answer, hint or answers.get(answer))}`"
             )
 
     dockerfile = Path("Dockerfile")
     if dockerfile.exists():
         text = dockerfile.read_text()
         base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE)
-        expect("Dockerfile", "the base image", base.group(1) if base else None, "base_image", answers.get("base_image"))
+        # The tag follows the versions (copier.yml computes base_image the same way).
+        repository = answers.get("base_image_repository")
+        wanted_base = f"{repository}:{answers.get('airflow_version')}-python{answers.get('python_version')}"
+        expect("Dockerfile", "the base image", base.group(1) if base else None, "base_image_repository", wanted_base,
+               hint=str(repository))
         for package, answer in (
             ("apache-airflow", "airflow_version"),
             ("apache-airflow-providers-edge3", "edge_provider_version"),
@@ -48,7 +59,7 @@ def problems(answers: dict[str, object]) -> list[str]:
         text = worker_env.read_text()
         queues = answers.get("queues")
         expect("worker.env.yaml", "EDGE_WORKER_QUEUES", env_value(text, "EDGE_WORKER_QUEUES"), "queues",
-               ",".join(queues) if isinstance(queues, list) else queues)
+               ",".join(map(str, queues)) if isinstance(queues, list) else queues)
         expect("worker.env.yaml", "AIRFLOW__EDGE__API_URL", env_value(text, "AIRFLOW__EDGE__API_URL"),
                "edge_api_url", answers.get("edge_api_url"))
         expect("worker.env.yaml", "EDGE_WORKER_CONCURRENCY", env_value(text, "EDGE_WORKER_CONCURRENCY"),

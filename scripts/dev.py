@@ -53,7 +53,8 @@ def demo(args: list[str]) -> int:
     dest = Path(args[0]).resolve() if args else DEFAULT_DEMO
     if dest == DEFAULT_DEMO and dest.exists():
         shutil.rmtree(dest)  # a fresh render each time: no stale files from an older template
-    return run([str(venv_bin("copier")), "copy", "--defaults", str(ROOT), str(dest)])
+    # --vcs-ref HEAD: the working tree as it is; without it copier renders the newest tag.
+    return run([str(venv_bin("copier")), "copy", "--defaults", "--vcs-ref", "HEAD", str(ROOT), str(dest)])
 
 
 def test(args: list[str]) -> int:

@@ -107,8 +107,12 @@ MATRIX: dict[str, dict[str, Any]] = {
 }
 
 
-def render(dst: Path, answers: dict[str, Any], *, src: Path = ROOT, vcs_ref: str | None = None) -> Path:
-    """Render the template the way a team does: copier's API, trust off, all defaults."""
+def render(dst: Path, answers: dict[str, Any], *, src: Path = ROOT, vcs_ref: str = "HEAD") -> Path:
+    """Render the template the way a team does: copier's API, trust off, all defaults.
+
+    From the working tree (HEAD plus uncommitted changes), never the newest release tag:
+    copier picks that tag when no ref is given. Release tests pass their tag.
+    """
     copier.run_copy(
         str(src),
         str(dst),
@@ -162,8 +166,8 @@ def tool(name: str) -> str:
     return found
 
 
-def run_tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+def run_tool(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, env=env)
 
 
 def load_answers(repo: Path) -> dict[str, Any]:

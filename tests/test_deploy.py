@@ -359,8 +359,8 @@ def test_in_a_project_where_everything_exists_all_only_reads_then_rolls_out(
 PREFLIGHT_FAILURES = {
     "gcloud-too-old": (
         "all",
-        "deploy.sh: ERROR: gcloud 564.0.0 is too old: Cloud Run worker pools need 565.0.0 or newer "
-        "(run: gcloud components update).",
+        "deploy.sh: ERROR: gcloud 564.0.0 is too old: Cloud Run worker pools need 565.0.0 or newer; update it "
+        "with: gcloud components update (or, where gcloud came from apt or yum, upgrade the google-cloud-cli package).",
     ),
     "project-unreachable": (
         "all",
@@ -400,6 +400,34 @@ def test_a_failed_preflight_says_why_in_one_line_and_changes_nothing(
     assert result.error_lines() == [line]
     assert result.mutating == []
     assert stub.world()["resources"] == before["resources"]
+
+
+@pytest.mark.parametrize(
+    ("case", "version", "refused"),
+    [
+        ("af2-service-none-gcs", "564.0.0", None),  # too old for worker pools, not for a service
+        ("af2-service-none-gcs", "497.0.0", "this service's deploy flags need 498.0.0 or newer"),
+        ("defaults", "564.0.0", "Cloud Run worker pools need 565.0.0 or newer"),
+    ],
+)
+def test_the_oldest_gcloud_accepted_follows_the_deployment_target(
+    case: str, version: str, refused: str | None, stub_for: Callable[[str], GcloudStub]
+) -> None:
+    stub = stub_for(case)
+    stub.load("everything-exists", gcloud_version=version)
+
+    result = stub.run("--tag", TAG, "deploy")
+
+    if refused is None:
+        assert result.returncode == 0, result.stderr
+        assert result.mutating[-1][:3] == ["gcloud", "run", "deploy"]
+    else:
+        assert result.returncode == 1
+        assert result.error_lines() == [
+            f"deploy.sh: ERROR: gcloud {version} is too old: {refused}; update it with: gcloud components update "
+            "(or, where gcloud came from apt or yum, upgrade the google-cloud-cli package)."
+        ]
+        assert result.mutating == []
 
 
 def test_without_gcloud_on_path_it_says_so_and_runs_nothing(team_of: Callable[[str], Team], tmp_path: Path) -> None:
@@ -755,6 +783,8 @@ def test_the_docs_name_the_gcloud_release_checked_against(team_of: Callable[[str
 
     assert "Google Cloud CLI 578.0.0" in doc
     assert "565.0.0 or\nnewer" in doc or "565.0.0 or newer" in doc
+    service_doc = (team_of("af2-service-none-gcs").repo / "docs" / "deploy.md").read_text()
+    assert "498.0.0 or\nnewer" in service_doc or "498.0.0 or newer" in service_doc
 
 
 # --- The script itself ---

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,10 +65,12 @@ def test_pins_hook_accepts_the_answers_own_pin(template_releases, team_repo, tmp
 @pytest.mark.parametrize(
     ("file", "old", "new", "named"),
     [
-        ("Dockerfile", '"apache-airflow==2.10.5"', '"apache-airflow==2.10.4"', "airflow_version='2.10.5'"),
-        ("Dockerfile", "FROM apache/airflow:2.10.5-python3.12", "FROM python:3.12", "base_image="),
-        ("worker.env.yaml", 'EDGE_WORKER_QUEUES: "team_c_queue"', 'EDGE_WORKER_QUEUES: "other_queue"', "queues="),
-        ("pools.json", '"team_c_pool"', '"renamed_pool"', "pool_name="),
+        ("Dockerfile", '"apache-airflow==2.10.5"', '"apache-airflow==2.10.4"', "--data airflow_version=2.10.5`"),
+        ("Dockerfile", "FROM apache/airflow:2.10.5-python3.12", "FROM python:3.12",
+         "--data base_image_repository=apache/airflow`"),
+        ("worker.env.yaml", 'EDGE_WORKER_QUEUES: "team_c_queue"', 'EDGE_WORKER_QUEUES: "other_queue"',
+         "--data 'queues=[team_c_queue]'`"),
+        ("pools.json", '"team_c_pool"', '"renamed_pool"', "--data pool_name=team_c_pool`"),
     ],
 )
 def test_answers_hook_flags_a_hand_edit_that_drifts(template_releases, team_repo, tmp_path, file, old, new, named):
@@ -78,7 +82,13 @@ def test_answers_hook_flags_a_hand_edit_that_drifts(template_releases, team_repo
     assert result.returncode == 1
     assert f"{file}: " in result.stdout
     assert named in result.stdout
-    assert "copier update --data" in result.stdout
+    # The hint's --data is one copier takes as it is (a list in YAML flow style, not "a,b").
+    data = shlex.split(result.stdout.split("`copier update ", 1)[1].split("`", 1)[0])
+    update = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref", "v2.0.0", *data],
+        cwd=team_repo, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+    )
+    assert update.returncode == 0, update.stderr
 
 
 def test_removed_files_hook_flags_what_a_newer_release_removed(template_releases, tmp_path) -> None:

