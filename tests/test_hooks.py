@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, git, team_repo_at, tool
 
 
@@ -109,3 +110,29 @@ def test_hook_manifest_and_generated_config_are_valid(team_repo) -> None:
     text = (team_repo / ".pre-commit-config.yaml").read_text()
     assert "rev: v2.0.0" in text
     assert "id: edge-template-answers" in text
+
+
+def test_a_repo_rendered_from_a_git_url_fetches_its_hooks(template_releases, tmp_path) -> None:
+    # Copier takes git+file://, git+https:// and git+ssh://; git itself takes them without "git+".
+    repo = tmp_path / "team-c"
+    rendered = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref", "v2.0.0",
+         f"git+file://{template_releases}", str(repo)],
+        capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    ours = config["repos"][0]
+    assert (ours["repo"], ours["rev"]) == (f"file://{template_releases}", "v2.0.0")
+    # pre-commit clones `repo:` at `rev:` with git, as it would from a team's machine.
+    (tmp_path / "ours.yaml").write_text(yaml.safe_dump({"repos": [ours]}))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    result = subprocess.run(
+        [tool("pre-commit"), "run", "--all-files", "--color", "never", "--config", str(tmp_path / "ours.yaml")],
+        cwd=repo, capture_output=True, text=True, check=False,
+        env={"PATH": str(Path(tool("pre-commit")).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),
+             "PRE_COMMIT_HOME": str(tmp_path / "pre-commit")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("Passed") == 3

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, load_answers, render
+from packaging.requirements import Requirement
 
 # (question, bad value, other answers, a phrase of the rule the error must state)
 BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
@@ -165,3 +166,14 @@ def test_every_question_has_a_default_so_bots_never_hit_a_prompt(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     assert load_answers(dst)["team_name"] == "team-x"
+
+
+def test_pep_508_spaces_are_taken_and_requirements_txt_is_written_without_them(render_to) -> None:
+    deps = ["pandas >= 2.2", "requests [socks] >=2.32, <3", "numpy~=2.1"]
+    repo = render_to({"team_name": "team-c", "python_deps": deps})
+    for dep in deps:
+        Requirement(dep)  # what pip reads
+    lines = (repo / "requirements.txt").read_text().splitlines()[-3:]
+    assert lines == ["pandas>=2.2", "requests[socks]>=2.32,<3", "numpy~=2.1"]
+    assert [str(Requirement(line)) for line in lines] == [str(Requirement(dep)) for dep in deps]
+    assert load_answers(repo)["python_deps"] == deps

@@ -129,3 +129,33 @@ def test_the_generated_readme_update_commands_work(template_releases: Path, tmp_
     if "2.10.4" in command:
         assert (answers["airflow_version"], answers["edge_provider_version"]) == ("2.10.4", "1.4.1")
         assert '"apache-airflow==2.10.4"' in (repo / "Dockerfile").read_text()
+
+
+def test_the_tools_install_as_written(tmp_path: Path) -> None:
+    block = next(b for b in BLOCKS if b and b[0].startswith("python3 -m venv ~/.edge-tools"))
+    assert len(block) == 2
+    result = shell("\n".join([*block, "copier --version", "pre-commit --version"]), tmp_path, HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^copier \d+\.\d+", result.stdout, re.MULTILINE), result.stdout
+    assert "pre-commit " in result.stdout
+    assert (tmp_path / ".edge-tools" / "bin" / "copier").exists()
+
+
+def test_the_fast_subset_command_selects_every_test_but_the_end_to_end_ones() -> None:
+    block = next(b for b in BLOCKS if b and b[0].startswith("python3 scripts/dev.py test -m"))
+    assert block == ['python3 scripts/dev.py test -m "not e2e"']
+    result = shell(block[0] + " --collect-only -q", ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected
+    assert not [line for line in collected if line.startswith("tests/e2e/")]
+    assert re.search(r"\d+/\d+ tests collected \(\d+ deselected\)", result.stdout), result.stdout[-500:]
+
+
+def test_the_generated_readme_pre_commit_command_works(template_releases: Path, tmp_path: Path) -> None:
+    repo = team_repo_at(template_releases, tmp_path / "team-c", "v2.0.0")
+    commands = [line for block in sh_blocks((repo / "README.md").read_text()) for line in block]
+    assert "pre-commit install" in commands
+    result = shell("pre-commit install", repo, HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "pre-commit" in (repo / ".git" / "hooks" / "pre-commit").read_text()
