@@ -27,6 +27,7 @@ def render_example(answers_file: Path, dst: Path) -> Path:
         template.mkdir()
         shutil.copy2(ROOT / "copier.yml", template / "copier.yml")
         shutil.copytree(ROOT / "template", template / "template")
+        shutil.copytree(ROOT / "includes", template / "includes")
         if dst.exists():
             shutil.rmtree(dst)
         copier.run_copy(str(template), str(dst), data=yaml.safe_load(answers_file.read_text()), defaults=True,

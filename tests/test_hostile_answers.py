@@ -93,6 +93,7 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("template")
     shutil.copy2(ROOT / "copier.yml", root / "copier.yml")
     shutil.copytree(ROOT / "template", root / "template")
+    shutil.copytree(ROOT / "includes", root / "includes")
     return root
 
 

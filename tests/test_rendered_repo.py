@@ -113,7 +113,9 @@ def test_json_files_parse(matrix_repo: Path) -> None:
 def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCase) -> None:
     answers = load_answers(matrix_case.repo)
     assert {key: answers[key] for key in matrix_case.given} == matrix_case.given
-    hidden = {"team_module", "secret_env_var", "memory_mib", "supported_airflow_versions", "dags_folder", "base_image"}
+    hidden = {
+        "team_module", "secret_env_var", "memory_floor_mib", "supported_airflow_versions", "dags_folder", "base_image",
+    }
     assert hidden.isdisjoint(answers)
 
 
