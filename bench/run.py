@@ -9,7 +9,6 @@ target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import secrets
@@ -29,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
-from conftest import git, release_v2, render, snapshot_template  # noqa: E402
-from e2e import harness  # noqa: E402
+from support import harness  # noqa: E402
+from support.sites import TRACKS, Track, running_central_site  # noqa: E402
+from support.templates import git, release_v2, render, snapshot_template  # noqa: E402
 
 COPIER = [sys.executable, "-m", "copier"]
 
@@ -220,13 +220,6 @@ with DAG(dag_id="{module}_bench", default_args=team_default_args(retries=0), sch
 '''
 
 
-@dataclass
-class Track:
-    name: str
-    airflow_version: str
-    postgres: bool
-
-
 def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[Row, dict[str, float]]:
     port = harness.free_port()
     answers = {
@@ -237,60 +230,51 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
     repo = render(work / track.name / "team-c", answers, src=template, vcs_ref="v1.0.0")
     concurrency = int(harness.worker_env_file(repo)["EDGE_WORKER_CONCURRENCY"])
     (repo / "dags" / "team_c" / "bench_dag.py").write_text(SLOW_DAG.format(module="team_c", count=concurrency))
-    venv = harness.airflow_venv(repo, extra=("psycopg2-binary",) if track.postgres else ())
     secret = secrets.token_urlsafe(64)
     memory: dict[str, float] = {}
-    with harness.postgres() if track.postgres else contextlib.nullcontext() as db:
-        central = harness.CentralSite(venv, work / track.name / "central", port, secret,
-                                      int(track.airflow_version[0]), db, work / track.name / "logs")
-        central.configure(harness.read_env_file(repo / "central" / "edge.env"))
-        try:
-            central.migrate()
-            central.add_team(repo)
-            central.start()
-            counter = iter(range(10_000))
+    with running_central_site(track, work / track.name, port, secret, [repo], work / track.name / "logs") as central:
+        venv = central.venv
+        counter = iter(range(10_000))
 
-            def registered(name: str, proc: harness.Proc, started: float) -> float:
-                while True:
-                    if central.worker_rows().get(name) in ("idle", "running"):
-                        return time.perf_counter() - started
-                    if not proc.alive():
-                        raise RuntimeError(proc.text()[-2000:])
-                    time.sleep(0.05)
+        def registered(name: str, proc: harness.Proc, started: float) -> float:
+            while True:
+                if central.worker_rows().get(name) in ("idle", "running"):
+                    return time.perf_counter() - started
+                if not proc.alive():
+                    raise RuntimeError(proc.text()[-2000:])
+                time.sleep(0.05)
 
-            def entrypoint() -> float:
-                index = next(counter)
-                name = f"team-c-bench-{index}"
-                started = time.perf_counter()
-                worker = harness.start_worker(repo, venv, secret, work / track.name / "logs", f"ep-{index}",
-                                              overrides={"EDGE_WORKER_NAME": name})
-                try:
-                    return registered(name, worker.proc, started)
-                finally:
-                    worker.stop(signal.SIGINT)
+        def entrypoint() -> float:
+            index = next(counter)
+            name = f"team-c-bench-{index}"
+            started = time.perf_counter()
+            worker = harness.start_worker(repo, venv, secret, work / track.name / "logs", f"ep-{index}",
+                                          overrides={"EDGE_WORKER_NAME": name})
+            try:
+                return registered(name, worker.proc, started)
+            finally:
+                worker.stop(signal.SIGINT)
 
-            def bare() -> float:
-                index = next(counter)
-                name = f"team-c-bare-{index}"
-                home = work / track.name / "logs" / f"bare-{index}"
-                home.mkdir(parents=True)
-                env = {**harness.worker_env_file(repo), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
-                       "HOME": str(home), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
-                       central_secret_var(track): secret}
-                started = time.perf_counter()
-                proc = harness.start(f"bare-{index}", [str(venv / "bin" / "airflow"), "edge", "worker", "-q",
-                                                       env["EDGE_WORKER_QUEUES"], "-H", name, "-c", str(concurrency)],
-                                     env, work / track.name / "logs")
-                try:
-                    return registered(name, proc, started)
-                finally:
-                    proc.stop(signal.SIGINT)
-                    harness.kill_strays(f"AIRFLOW_HOME={home}")
+        def bare() -> float:
+            index = next(counter)
+            name = f"team-c-bare-{index}"
+            home = work / track.name / "logs" / f"bare-{index}"
+            home.mkdir(parents=True)
+            env = {**harness.worker_env_file(repo), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+                   "HOME": str(home), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+                   central_secret_var(track): secret}
+            started = time.perf_counter()
+            proc = harness.start(f"bare-{index}", [str(venv / "bin" / "airflow"), "edge", "worker", "-q",
+                                                   env["EDGE_WORKER_QUEUES"], "-H", name, "-c", str(concurrency)],
+                                 env, work / track.name / "logs")
+            try:
+                return registered(name, proc, started)
+            finally:
+                proc.stop(signal.SIGINT)
+                harness.kill_strays(f"AIRFLOW_HOME={home}")
 
-            values, floors = interleave(runs, entrypoint, bare)
-            memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
-        finally:
-            central.stop()
+        values, floors = interleave(runs, entrypoint, bare)
+        memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
     row = Row(f"registration ({track.name}): entrypoint start -> registered", "s", values,
               "bare airflow edge worker", floors, "<= 1.2x", 1.2)
     return row, memory
@@ -364,12 +348,19 @@ def bench_suite() -> list[Row]:
 
 def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
     """Does each memory default the template renders hold the worker plus its tasks with 25 % headroom?"""
+    import jinja2
     import yaml
 
     questions = yaml.safe_load((ROOT / "copier.yml").read_text())
     memory = questions["memory"]["default"]
     concurrency = questions["worker_concurrency"]["default"]
-    mib = int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1)
+    # The template's own rule turns memory into MiB (written once, in includes/rules.jinja).
+    # Copier renders it with the Ansible filters (regex_search): so does this.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT), autoescape=False,  # noqa: S701 - no HTML
+                             extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
+    rules = env.get_template(
+        "includes/rules.jinja")
+    mib = int(rules.module.mib(memory))
     # RSS, the larger figure: it counts pages that forked task processes share, so it errs high.
     need = measured["idle container RSS (entrypoint + worker + health server)"] + concurrency * measured[
         "RSS per running task"]
@@ -404,23 +395,24 @@ def report(rows: list[Row], memory: dict[str, dict[str, float]], extra: list[str
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-NOTES = """
+BEGIN, END = "<!-- generated by bench/run.py: begin -->", "<!-- generated by bench/run.py: end -->"
+READING = """
 ## Reading it
 
-- **render** misses its 1.3x target. Both sides pay for starting Python and importing copier
-  (most of the floor's 0.44 s). What this template adds, by pyinstrument (which inflates
-  each figure a little): answering the questions, 0.21 s (copier compiles every question's
-  default, `when` and validator with Jinja each time it evaluates them); rendering some 20 files,
-  0.18 s; parsing the 580-line copier.yml with the pure-Python YAML loader, 0.07 s. Keeping
-  the constant lists as single strings (rendered once, not item by item) saved 0.03 s of
-  0.25 s in process. The rest is the price of validating every answer; we keep it.
-- **health** beats its floor: the health server starts before anything slow, with
-  `python3 -S` and socketserver instead of http.server (11.7 MiB instead of 19.5 MiB).
-- **registration**: the entrypoint adds one Python start (version, unique name, a bounded wait
-  for the Edge API) before `airflow edge worker`.
-- **memory**: RSS adds up pages that forked task processes share, so it errs high; PSS splits
-  them. The memory default is checked against RSS.
+(Hand-edited: what the figures mean and what was done about them. `bench/run.py` rewrites
+only the part between the generated markers above.)
 """
+
+
+def write_report(path: Path, text: str) -> None:
+    """The figures between the markers; whatever a person wrote around them stays as it is."""
+    generated = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + generated + old[old.index(END) + len(END):]
+    else:
+        new = f"# Benchmarks\n\nWritten by `python3 scripts/dev.py bench` (bench/run.py).\n\n{generated}\n{READING}"
+    path.write_text(new)
 
 
 def main(argv: list[str]) -> int:
@@ -452,7 +444,7 @@ def main(argv: list[str]) -> int:
             row, health_rss = bench_health(work, args.runs, repo, venv)
             rows.append(row)
         if only & {"registration", "memory"}:
-            for track in (Track("airflow2", "2.10.5", True), Track("airflow3", "3.3.2", False)):
+            for track in (TRACKS["airflow2"], TRACKS["airflow3"]):
                 row, memory[track.name] = bench_worker(work, args.runs, track, template)
                 rows.append(row)
             if health_rss is not None:
@@ -463,8 +455,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
     text = report(rows, memory, extra, args.runs)
     print(text)
-    args.output.write_text(
-        "# Benchmarks\n\nWritten by `python3 scripts/dev.py bench` (bench/run.py).\n\n" + text + NOTES)
+    write_report(args.output, text)
     return 0
 
 

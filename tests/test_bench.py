@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import ROOT
+from support.templates import ROOT
 
 
 def test_the_readme_bench_command_runs_and_writes_its_table(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MATRIX, run_tool, tool
 from gcloud_stub import INTERRUPTED, GcloudStub, Result, Team, path_without_gcloud, scenario
 from gcloud_stub.calls import is_creating, is_mutating
+from support.matrix import MATRIX
+from support.templates import run_tool, tool
 
 TAG = "abc1234"
 SA = "team-c-edge@my-gcp-project.iam.gserviceaccount.com"

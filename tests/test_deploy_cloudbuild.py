@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_tool, tool
 from gcloud_stub import GcloudStub, Result, Team
+from support.templates import run_tool, tool
 
 SUBSTITUTION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 MIN_GCLOUD = 565  # Cloud Run worker pools are GA from gcloud 565.0.0

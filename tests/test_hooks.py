@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, git, team_repo_at, tool
+from support.templates import ROOT, git, team_repo_at, tool
 
 
 def try_repo(repo: Path, template: Path, hook: str, home: Path, ref: str = "v2.0.0") -> subprocess.CompletedProcess:

@@ -22,9 +22,9 @@ from typing import Any
 import copier
 import pytest
 import yaml
-from conftest import ROOT, rendered_files, run_tool, tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.templates import ROOT, rendered_files, run_tool, tool
 
 EXAMPLES_PER_ANSWER = int(os.environ.get("EDGE_TEMPLATE_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(

@@ -16,8 +16,8 @@ from typing import Any
 import pexpect
 import pytest
 import yaml
-from conftest import ROOT, load_answers, render, tool
-from test_questions import BAD_ANSWERS
+from support.matrix import BAD_ANSWERS
+from support.templates import ROOT, load_answers, render, tool
 
 COLUMNS = 80
 DOWN, ENTER = "\x1b[B", "\r"

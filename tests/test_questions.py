@@ -8,85 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_answers, render
 from packaging.requirements import Requirement
-
-# (question, bad value, other answers, a phrase of the rule the error must state)
-BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
-    ("team_name", "Team_C", {}, "lowercase slug"),
-    ("team_name", "team--c", {}, "single hyphens"),
-    ("team_name", "team-c-", {}, "not ending with a hyphen"),
-    ("team_name", "9team", {}, "starting with a letter"),
-    ("team_name", "t", {}, "2 to 25 characters"),
-    ("team_name", "a-team-name-that-is-far-too-long", {}, "2 to 25 characters"),
-    ("team_name", "team c; rm -rf /", {}, "lowercase slug"),
-    ("gcp_project_id", "My-Project", {}, "Google Cloud project id"),
-    ("gcp_project_id", "short", {}, "6 to 30 characters"),
-    ("gcp_project_id", "project-", {}, "not ending with a hyphen"),
-    ("region", "mars-north1", {}, "must be a Cloud Run region"),
-    ("artifact_registry_repo", "Airflow_Edge", {}, "lowercase letters, digits and"),
-    ("edge_api_url", "http://airflow.example.com/edge_worker/v1/rpcapi", {}, "http only for localhost"),
-    ("edge_api_url", "https://airflow.example.com/edge_worker/v1", {}, "/edge_worker/v1/rpcapi"),
-    ("edge_api_url", "https://user:pw@airflow.example.com/edge_worker/v1/rpcapi", {}, "no credentials"),
-    ("edge_api_url", "https://airflow.example.com/edge_worker/v1/rpcapi?x=1", {}, "no query"),
-    ("airflow_version", "3.1.0", {}, "3.1.0 is excluded by the provider"),
-    ("airflow_version", "2.11.0", {}, "2.11 is not supported"),
-    ("airflow_version", "latest", {}, "must be one of the releases"),
-    ("edge_provider_version", "5.1.0", {"airflow_version": "2.10.5"}, "Airflow 2.10 takes edge3 1.x"),
-    ("edge_provider_version", "1.5.0", {"airflow_version": "3.3.2"}, "Airflow 3 takes edge3 2.0.0 or newer"),
-    ("edge_provider_version", "5.1.0", {"airflow_version": "3.3.2", "python_version": "3.10"}, "needs Python 3.11"),
-    ("python_version", "3.9", {}, "Invalid choice"),
-    ("base_image_repository", "apache/airflow && curl evil", {}, "Docker image repository without a tag"),
-    ("base_image_repository", "apache/airflow:2.10.5-python3.12", {}, "Docker image repository without a tag"),
-    # base_image was a question before base_image_repository: a value that contradicts the versions is refused.
-    ("base_image", "apache/airflow:2.10.5-python3.12", {"airflow_version": "3.3.2"}, "base_image is computed"),
-    ("edge_secret_name", "my secret", {}, "Secret Manager secret id"),
-    ("queues", "team_c_queue", {}, "YAML list of queue names"),
-    ("queues", [], {}, "at least one queue"),
-    ("queues", ["a", "a"], {}, "must not repeat"),
-    ("queues", ["a,b"], {}, "no commas or whitespace"),
-    ("queues", ["has space"], {}, "no commas or whitespace"),
-    ("pool_name", "team pool", {}, "pool_name must be"),
-    ("pool_slots", 0, {}, "pool_slots must be 1 or more"),
-    ("python_deps", "pandas", {}, "YAML list of requirement strings"),
-    ("python_deps", ["git+https://github.com/org/pkg.git"], {}, "not a plain PEP 508 requirement"),
-    ("python_deps", ["pkg @ https://example.com/pkg.whl"], {}, "not a plain PEP 508 requirement"),
-    ("python_deps", ["--extra-index-url=https://evil"], {}, "not a plain PEP 508 requirement"),
-    ("python_deps", ["pandas; rm -rf /"], {}, "not a plain PEP 508 requirement"),
-    ("python_deps", ["requests$(id)"], {}, "not a plain PEP 508 requirement"),
-    ("python_deps", ["apache-airflow==2.10.5"], {}, "pinned by the template"),
-    ("python_deps", ["Apache_Airflow.Providers-Edge3>=1"], {}, "pinned by the template"),
-    ("python_deps", ["pandas", "pandas"], {}, "must not repeat"),
-    ("deployment_target", "cloud-function", {}, "Invalid choice"),
-    ("instances", 0, {}, "instances must be 1 to 100"),
-    ("min_instances", 0, {"deployment_target": "service"}, "a poller that scales to zero never polls"),
-    ("max_instances", 1, {"deployment_target": "service", "min_instances": 2}, "must be at least min_instances"),
-    ("worker_concurrency", 0, {}, "worker_concurrency must be 1 to 64"),
-    ("cpu", "0.5", {}, "Invalid choice"),
-    ("memory", "2GB", {}, "whole number of Mi or Gi"),
-    ("memory", "256Mi", {"worker_concurrency": 1}, "between 512Mi and 32Gi"),
-    ("memory", "512Mi", {"worker_concurrency": 4}, "cannot hold the worker plus 4 running tasks"),
-    ("memory", "6Gi", {"cpu": "1"}, "more than 4Gi needs 2 CPUs"),
-    ("memory", "1Gi", {"cpu": "4"}, "4 CPUs need at least 2Gi"),
-    ("job_poll_interval", 0, {}, "job_poll_interval must be 1 to 600"),
-    ("job_poll_interval", 5, {"airflow_version": "2.10.5"}, "outlasts Cloud Run's 10 s"),
-    ("heartbeat_interval", 9999, {}, "heartbeat_interval must be 1 to 600"),
-    ("network_mode", "vpc-connector", {"deployment_target": "worker-pool"}, "worker pools support Direct VPC only"),
-    ("vpc_network", "My_VPC", {"network_mode": "direct-vpc"}, "vpc_network must be"),
-    ("vpc_subnet", "-sub", {"network_mode": "direct-vpc"}, "vpc_subnet must be"),
-    (
-        "vpc_connector",
-        "a-connector-name-that-is-too-long",
-        {"deployment_target": "service", "network_mode": "vpc-connector"},
-        "vpc_connector must be",
-    ),
-    ("vpc_egress", "everything", {"network_mode": "direct-vpc"}, "Invalid choice"),
-    ("dags_source", "git", {}, "Invalid choice"),
-    ("dags_bucket", "Bad_Bucket!", {}, "dags_bucket must be a bucket name"),
-    ("dags_bucket", "my-google-dags", {}, 'without "goog"'),
-    ("dags_bucket_path", "../other-team", {}, "no '..' or leading '/'"),
-    ("dags_bucket_path", "/abs", {}, "no '..' or leading '/'"),
-]
+from support.matrix import BAD_ANSWERS
+from support.templates import ROOT, load_answers, render
 
 
 @pytest.mark.parametrize(

@@ -11,26 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, git, load_answers, snapshot_template, team_repo_at
 from gcloud_stub import GcloudStub, Team
+from support.templates import ROOT, git, load_answers, sh_blocks, snapshot_template, team_repo_at
 
 PUBLISHED = "gh:org/edge-template"
-
-
-def sh_blocks(markdown: str) -> list[list[str]]:
-    """The command lines of each ```sh block (comments after # dropped)."""
-    blocks, current = [], None
-    for line in markdown.splitlines():
-        if line.strip().startswith("```"):
-            if current is None and line.strip() == "```sh":
-                current = []
-            elif current is not None:
-                blocks.append(current)
-                current = None
-            continue
-        if current is not None and line.strip():
-            current.append(re.sub(r"\s+#\s.*$", "", line).strip())
-    return blocks
 
 
 def shell(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -159,3 +143,15 @@ def test_the_generated_readme_pre_commit_command_works(template_releases: Path, 
     result = shell("pre-commit install", repo, HOME=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "pre-commit" in (repo / ".git" / "hooks" / "pre-commit").read_text()
+
+
+def test_the_question_table_names_every_visible_question_and_no_other() -> None:
+    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    visible = {name for name, spec in questions.items()
+               if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False}
+    table = README.split("### The questions", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    first_column = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    anywhere = {name for name in re.findall(r"`([a-z_]+)`", table) if name in questions}
+    assert first_column <= visible, first_column - visible
+    assert anywhere == visible, visible ^ anywhere

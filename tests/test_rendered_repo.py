@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MATRIX, ROOT, TOOLS_BIN, MatrixCase, git, load_answers, rendered_files, run_tool, tool
+from support.matrix import MATRIX, MatrixCase
+from support.templates import ROOT, TOOLS_BIN, git, load_answers, rendered_files, run_tool, tool
 
 ALWAYS = [
     ".copier-answers.yml",

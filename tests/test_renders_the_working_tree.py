@@ -7,11 +7,12 @@ so without `vcs_ref="HEAD"` every test after the first release would check old c
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, git, load_answers, render, snapshot_template
+from support.templates import ROOT, git, load_answers, render, snapshot_template
 
 EDIT = ("pool_slots:\n  type: int\n", "  default: 8\n", "  default: 9\n")
 
@@ -49,3 +50,19 @@ def test_the_demo_renders_the_working_tree(tagged_clone_with_an_edit: Path):
                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert result.returncode == 0, result.stderr
     assert load_answers(tagged_clone_with_an_edit / "build" / "team-c")["pool_slots"] == 9
+
+
+def test_what_linters_leave_in_template_is_not_rendered(tmp_path: Path) -> None:
+    """A template folder that is no git checkout (copier then takes every file in it)."""
+    template = tmp_path / "edge-template"
+    shutil.copytree(ROOT, template, ignore=shutil.ignore_patterns(".git", ".venv", "build", "examples"))
+    (template / "template" / ".ruff_cache").mkdir(exist_ok=True)
+    (template / "template" / ".ruff_cache" / "CACHEDIR.TAG").write_text("ruff\n")
+    (template / "template" / "__pycache__").mkdir(exist_ok=True)
+    (template / "template" / "__pycache__" / "startup.cpython-311.pyc").write_bytes(b"\0")
+
+    repo = render(tmp_path / "team-c", {"team_name": "team-c"}, src=template)
+
+    assert not (repo / ".ruff_cache").exists()
+    assert not (repo / "__pycache__").exists()
+    assert (repo / "startup.py").exists()

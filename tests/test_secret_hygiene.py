@@ -9,8 +9,9 @@ import secrets
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, MatrixCase, rendered_files
 from gcloud_stub import GcloudStub, Team
+from support.matrix import MatrixCase
+from support.templates import ROOT, rendered_files
 
 
 def test_no_question_asks_for_a_secret_value() -> None:

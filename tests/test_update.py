@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import V1_DOCKERFILE_LINE, V2_DOCKERFILE_LINE, git, load_answers, render, rendered_files, team_repo_at
+from support.templates import (
+    V1_DOCKERFILE_LINE,
+    V2_DOCKERFILE_LINE,
+    git,
+    load_answers,
+    render,
+    rendered_files,
+    team_repo_at,
+)
 
 # What Renovate's copier manager runs (it trusts nothing): no --trust anywhere.
 RENOVATE_UPDATE = ["update", "--skip-answered", "--defaults", "--vcs-ref", "v2.0.0"]

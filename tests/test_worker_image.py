@@ -11,7 +11,7 @@ import re
 import stat
 from pathlib import Path
 
-from conftest import rendered_files
+from support.templates import rendered_files
 
 COPIED = ["entrypoint.sh", "startup.py", "health_server.py", "requirements.txt"]
 

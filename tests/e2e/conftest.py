@@ -4,87 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from conftest import render
-
-from e2e import harness
-
-# Team c's DAGs may hold this task, which runs long enough to be cut by a shutdown.
-SLOW_DAG = '''"""A team DAG added by hand: one task that runs for a while."""
-
-import time
-
-from team_c import team_default_args
-
-try:
-    from airflow.sdk import DAG, task
-except ImportError:
-    from airflow import DAG
-    from airflow.decorators import task
-
-with DAG(dag_id="team_c_slow", default_args=team_default_args(), schedule=None, catchup=False):
-
-    @task
-    def sleep_a_while() -> None:
-        time.sleep(120)
-
-    sleep_a_while()
-'''
-
-
-@dataclass(frozen=True)
-class Track:
-    name: str
-    airflow_version: str
-    team_c_target: str
-    team_a_target: str
-    postgres: bool
-
-
-TRACKS = {
-    "airflow2": Track("airflow2", "2.10.5", "service", "worker-pool", postgres=True),
-    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False),
-}
-
-
-@dataclass
-class Site:
-    track: Track
-    central: harness.CentralSite
-    venv: Path
-    team_c: Path
-    team_a: Path
-    logs: Path
-    secret: str
-
-    def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
-        return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
-
-    def registered(self, worker: harness.Worker) -> str:
-        """Wait until the worker is registered at the central site; its name."""
-        name = harness.wait_until("the worker to print its name", worker.name, timeout=30)
-        harness.wait_until(
-            f"{name} registered at the central site",
-            lambda: self.central.worker_rows().get(name) in ("idle", "running") or not worker.proc.alive(),
-            timeout=90,
-        )
-        assert worker.proc.alive(), worker.proc.text()[-3000:]
-        return name
-
-    def task_in(self, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 180) -> dict[str, str]:
-        """Wait until the run's task instance is in one of `states`; its row."""
-        return harness.wait_until(
-            f"{dag_id} {run_id} to be {' or '.join(states)}",
-            lambda: (ti := self.central.task_instance(dag_id, run_id)) and ti["state"] in states and ti,
-            timeout=timeout,
-        )
-
-    def finished(self, dag_id: str, run_id: str) -> dict[str, str]:
-        return self.task_in(dag_id, run_id, ("success", "failed"))
+from support import harness
+from support.sites import SLOW_DAG, TRACKS, Site, running_central_site
+from support.templates import render
 
 
 @pytest.fixture(scope="session")
@@ -110,17 +34,5 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
     team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
     (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
-    central_extra = ("psycopg2-binary",) if track.postgres else ()
-    venv_path = harness.airflow_venv(team_c, extra=central_extra)
-    with ExitStack() as stack:
-        db = stack.enter_context(harness.postgres()) if track.postgres else None
-        central = harness.CentralSite(
-            venv_path, root / "central", port, edge_secret, int(track.airflow_version[0]), db, root / "logs"
-        )
-        central.configure(harness.read_env_file(team_c / "central" / "edge.env"))
-        stack.callback(central.stop)
-        central.migrate()
-        central.add_team(team_c)
-        central.add_team(team_a)
-        central.start()
-        yield Site(track, central, venv_path, team_c, team_a, root / "logs", edge_secret)
+    with running_central_site(track, root, port, edge_secret, [team_c, team_a], root / "logs") as central:
+        yield Site(track, central, central.venv, team_c, team_a, root / "logs", edge_secret)

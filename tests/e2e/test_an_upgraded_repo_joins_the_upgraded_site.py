@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import team_repo_at
-from test_upgrades import assert_built_for, upgrade
-
-from e2e import harness
-from e2e.conftest import Site
+from support import harness
+from support.sites import Site
+from support.templates import team_repo_at
+from support.upgrades import assert_built_for, upgrade
 
 pytestmark = pytest.mark.e2e
 

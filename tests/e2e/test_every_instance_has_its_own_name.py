@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-from e2e.conftest import Site
+from support.sites import Site
 
 pytestmark = pytest.mark.e2e
 
 
 def test_two_instances_of_one_repo_register_under_different_names(site: Site) -> None:
-    first = site.worker(site.team_c, "instance-1")
-    second = site.worker(site.team_c, "instance-2")
-    try:
-        name_1 = site.registered(first)
-        name_2 = site.registered(second)
+    with site.running(site.team_c, "instance-1") as (first, name_1), \
+            site.running(site.team_c, "instance-2") as (second, name_2):
         assert name_1 != name_2
         assert name_1.startswith("team-c-")
         assert name_2.startswith("team-c-")
@@ -23,6 +19,3 @@ def test_two_instances_of_one_repo_register_under_different_names(site: Site) ->
         assert rows[name_2] in ("idle", "running")
         assert first.proc.alive()
         assert second.proc.alive()
-    finally:
-        first.stop()
-        second.stop()

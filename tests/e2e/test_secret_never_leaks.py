@@ -6,8 +6,7 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from e2e.conftest import Site
+from support.sites import Site
 
 pytestmark = pytest.mark.e2e
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from e2e.conftest import Site
+from support.sites import Site
 
 pytestmark = pytest.mark.e2e
 
+
 def test_each_team_task_runs_on_its_own_worker(site: Site) -> None:
-    worker_c = site.worker(site.team_c, "team-c-worker")
-    worker_a = site.worker(site.team_a, "team-a-worker")
-    try:
-        name_c = site.registered(worker_c)
-        name_a = site.registered(worker_a)
+    with site.running(site.team_c, "team-c-worker") as (_, name_c), \
+            site.running(site.team_a, "team-a-worker") as (_, name_a):
         run_c = site.central.trigger("team_c_example")
         run_a = site.central.trigger("team_a_example")
 
@@ -24,9 +21,6 @@ def test_each_team_task_runs_on_its_own_worker(site: Site) -> None:
 
         assert ti_c == {"state": "success", "hostname": name_c, "queue": "team_c_queue", "pool": "team_c_pool"}
         assert ti_a == {"state": "success", "hostname": name_a, "queue": "team_a_queue", "pool": "team_a_pool"}
-    finally:
-        worker_c.stop()
-        worker_a.stop()
 
 
 def test_another_team_worker_never_takes_the_task(site: Site) -> None:

@@ -11,9 +11,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from e2e.conftest import Site
-from e2e.harness import HarnessError, free_port, wait_until
+from support.harness import HarnessError, free_port, wait_until
+from support.sites import Site
 
 pytestmark = pytest.mark.e2e
 

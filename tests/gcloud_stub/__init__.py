@@ -37,21 +37,12 @@ class Team:
     repo: Path
     answers: dict[str, Any]
 
-    @property
-    def project(self) -> str:
-        return self.answers["gcp_project_id"]
-
-    @property
-    def region(self) -> str:
-        return self.answers["region"]
-
-    @property
-    def secret(self) -> str:
-        return self.answers["edge_secret_name"]
-
-    @property
-    def team(self) -> str:
-        return self.answers["team_name"]
+    project = property(lambda self: self.answers["gcp_project_id"])
+    region = property(lambda self: self.answers["region"])
+    secret = property(lambda self: self.answers["edge_secret_name"])
+    team = property(lambda self: self.answers["team_name"])
+    target = property(lambda self: self.answers["deployment_target"])
+    dags_source = property(lambda self: self.answers["dags_source"])
 
     @property
     def team_module(self) -> str:
@@ -64,14 +55,6 @@ class Team:
     @property
     def sa_email(self) -> str:
         return f"{self.team}-edge@{self.project}.iam.gserviceaccount.com"
-
-    @property
-    def target(self) -> str:
-        return self.answers["deployment_target"]
-
-    @property
-    def dags_source(self) -> str:
-        return self.answers["dags_source"]
 
     @property
     def bucket(self) -> str:
@@ -173,33 +156,18 @@ class GcloudStub:
 
     def run(self, *args: str, path: str | None = None, cwd: Path | None = None, **extra: str) -> Result:
         """./deploy.sh ARGS in its own session, so that an interruption stops it alone."""
-        before = len(self.calls())
-        proc = subprocess.run(
-            ["./deploy.sh", *args] if cwd is None else [str(self.team.repo / "deploy.sh"), *args],
-            cwd=cwd or self.team.repo,
-            env=self.env(path, **extra),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            start_new_session=True,
-            check=False,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr, self.calls()[before:])
+        argv = ["./deploy.sh", *args] if cwd is None else [str(self.team.repo / "deploy.sh"), *args]
+        return self._recorded(argv, cwd or self.team.repo, self.env(path, **extra))
 
     def run_shell(self, command: str, stdin: str | None = None, **extra: str) -> Result:
         """A command line (or script) as bash runs it in the team repo, with the stand-in on PATH."""
+        return self._recorded(["bash", "-c", command], self.team.repo, self.env(**extra), stdin)
+
+    def _recorded(self, argv: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> Result:
+        """Run argv in its own session (so that an interruption stops it alone); the gcloud calls it made."""
         before = len(self.calls())
-        proc = subprocess.run(
-            ["bash", "-c", command],
-            input=stdin,
-            cwd=self.team.repo,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            start_new_session=True,
-            check=False,
-        )
+        proc = subprocess.run(argv, input=stdin, cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+                              start_new_session=True, check=False)
         return Result(proc.returncode, proc.stdout, proc.stderr, self.calls()[before:])
 
 

@@ -466,25 +466,23 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def pss_mib(pid: int) -> float:
-    """Proportional set size of one process, in MiB: shared pages split among their users."""
+def _proc_kib_field_mib(pid: int, file: str, key: str) -> float:
+    """A "Key: N kB" line of /proc/PID/FILE, in MiB (0 once the process is gone)."""
     try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        text = Path(f"/proc/{pid}/{file}").read_text()
     except OSError:
         return 0.0
-    for line in rollup.splitlines():
-        if line.startswith("Pss:"):
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of one process, in MiB: shared pages split among their users."""
+    return _proc_kib_field_mib(pid, "smaps_rollup", "Pss")
 
 
 def rss_mib(pid: int) -> float:
     """Resident memory of one process, in MiB (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_kib_field_mib(pid, "status", "VmRSS")

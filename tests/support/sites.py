@@ -1,0 +1,116 @@
+"""Central sites as the e2e tests and bench/ run them: the tracks, and one bring-up for both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from support import harness
+
+# Team c's DAGs may hold this task, which runs long enough to be cut by a shutdown.
+SLOW_DAG = '''"""A team DAG added by hand: one task that runs for a while."""
+
+import time
+
+from team_c import team_default_args
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
+
+with DAG(dag_id="team_c_slow", default_args=team_default_args(), schedule=None, catchup=False):
+
+    @task
+    def sleep_a_while() -> None:
+        time.sleep(120)
+
+    sleep_a_while()
+'''
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    airflow_version: str
+    team_c_target: str
+    team_a_target: str
+    postgres: bool
+
+
+TRACKS = {
+    "airflow2": Track("airflow2", "2.10.5", "service", "worker-pool", postgres=True),
+    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False),
+}
+
+
+@dataclass
+class Site:
+    track: Track
+    central: harness.CentralSite
+    venv: Path
+    team_c: Path
+    team_a: Path
+    logs: Path
+    secret: str
+
+    def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
+        return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
+
+    @contextmanager
+    def running(self, repo: Path, name: str, **kwargs) -> Iterator[tuple[harness.Worker, str]]:
+        """A worker of `repo`, registered at the central site: (the worker, its name); stopped on leaving."""
+        worker = self.worker(repo, name, **kwargs)
+        try:
+            yield worker, self.registered(worker)
+        finally:
+            worker.stop()
+
+    def registered(self, worker: harness.Worker) -> str:
+        """Wait until the worker is registered at the central site; its name."""
+        name = harness.wait_until("the worker to print its name", worker.name, timeout=30)
+        harness.wait_until(
+            f"{name} registered at the central site",
+            lambda: self.central.worker_rows().get(name) in ("idle", "running") or not worker.proc.alive(),
+            timeout=90,
+        )
+        assert worker.proc.alive(), worker.proc.text()[-3000:]
+        return name
+
+    def task_in(self, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 180) -> dict[str, str]:
+        """Wait until the run's task instance is in one of `states`; its row."""
+        return harness.wait_until(
+            f"{dag_id} {run_id} to be {' or '.join(states)}",
+            lambda: (ti := self.central.task_instance(dag_id, run_id)) and ti["state"] in states and ti,
+            timeout=timeout,
+        )
+
+    def finished(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return self.task_in(dag_id, run_id, ("success", "failed"))
+
+
+def central_extra(track: Track) -> tuple[str, ...]:
+    """What the central site needs beyond the worker's packages: PostgreSQL's driver for 2.10."""
+    return ("psycopg2-binary",) if track.postgres else ()
+
+
+@contextmanager
+def running_central_site(
+    track: Track, root: Path, port: int, secret: str, teams: list[Path], logs: Path
+) -> Iterator[harness.CentralSite]:
+    """A central site of the track on `port`, configured from the first team's central/, serving every team's DAGs."""
+    venv_path = harness.airflow_venv(teams[0], extra=central_extra(track))
+    with ExitStack() as stack:
+        db = stack.enter_context(harness.postgres()) if track.postgres else None
+        major = int(track.airflow_version[0])
+        central = harness.CentralSite(venv_path, root / "central", port, secret, major, db, logs)
+        central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"))
+        stack.callback(central.stop)
+        central.migrate()
+        for team in teams:
+            central.add_team(team)
+        central.start()
+        yield central
