@@ -29,6 +29,8 @@ ALWAYS = [
     "renovate.json",
     "requirements.txt",
     "startup.py",
+    "tools/answers.py",
+    "tools/check_dag_imports.py",
     "worker.env.yaml",
 ]
 
