@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from conftest import MATRIX, ROOT, git, load_answers, team_repo_at, tool
 from gcloud_stub import GcloudStub, Team
 from test_deploy import DEFAULTS_ALL
+from test_readme import sh_blocks
 
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
 
@@ -88,10 +90,13 @@ from team_c.clients import SESSION
 '''
 
 
+README_COMMAND = "python3 tools/check_dag_imports.py"
+
+
 def check(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python3 tools/check_dag_imports.py` in the team repo, as the README says."""
+    """The README's command in the team repo."""
     return subprocess.run(
-        ["python3", "tools/check_dag_imports.py"], cwd=repo, capture_output=True, text=True, check=False,
+        shlex.split(README_COMMAND), cwd=repo, capture_output=True, text=True, check=False,
         env={**os.environ, **env}, timeout=600,
     )
 
@@ -104,6 +109,7 @@ def pandas_team(render_to: Callable[..., Path]) -> Path:
 
 def test_the_example_dag_loads_on_the_central_site(render_to: Callable[..., Path]) -> None:
     repo = render_to(MATRIX["defaults"], name="team-c")
+    assert [README_COMMAND] in sh_blocks((repo / "README.md").read_text())
 
     result = check(repo)
 

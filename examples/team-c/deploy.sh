@@ -76,7 +76,8 @@ Commands (run in this order whatever order they are given in):
            service account, its IAM roles, its access to the secret, the DAG bucket
            (gcs-volume) and the error alert. Creates only what is missing.
   build    build and push the image with Cloud Build (cloudbuild.yaml), tagged TAG.
-  dags     sync dags/ to the DAG bucket (dags_source gcs-volume only).
+  dags     check that the DAG files load on the central site (tools/check_dag_imports.py),
+           then sync dags/ to the DAG bucket (dags_source gcs-volume only).
   deploy   deploy the image TAG to the Cloud Run worker pool or service.
   status   describe the deployed worker pool or service.
   pools    print the commands that create the team's pool on the central site.
