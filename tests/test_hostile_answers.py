@@ -83,6 +83,7 @@ FREE_TEXT: dict[str, tuple[Any, dict[str, Any], str]] = {
 LIST_ANSWERS: dict[str, tuple[str, str]] = {
     "queues": ("team_c_queue", r"[A-Za-z0-9_.-]"),
     "python_deps": ("pandas==2.2.3", r"[A-Za-z0-9._\-\[\],=<>!~*+]"),
+    "central_python_deps": ("apache-airflow-providers-google==18.1.0", r"[A-Za-z0-9._\-\[\],=<>!~*+]"),
 }
 
 
