@@ -147,6 +147,25 @@ def test_the_safe_pattern_of_the_readme_passes(pandas_team: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_files_the_dag_processor_ignores_are_not_checked(pandas_team: Path) -> None:
+    # Airflow's own discovery: .airflowignore, and safe mode (no "airflow" and "dag" in the file).
+    folder = pandas_team / "dags" / "team_c"
+    added = {
+        folder / "report.py": REPORT_DAG,
+        folder / ".airflowignore": "report.py\n",
+        folder / "plain_helper.py": '"""No DAG here."""\n\nimport pandas\n',
+    }
+    for path, text in added.items():
+        path.write_text(text)
+    try:
+        result = check(pandas_team)
+    finally:
+        for path in added:
+            path.unlink()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_an_import_in_a_team_helper_points_at_the_helper_and_other_errors_are_named(pandas_team: Path) -> None:
     folder = pandas_team / "dags" / "team_c"
     added = {
@@ -240,6 +259,25 @@ def test_deploy_sh_dags_stops_before_any_gcloud_call_when_the_check_fails(pandas
     assert passed.returncode == 0, passed.stderr
     rsync = [argv for argv in DEFAULTS_ALL if argv[1:3] == ["storage", "rsync"]]
     assert passed.calls == DEFAULTS_ALL[:4] + rsync
+
+
+def test_deploy_sh_build_checks_the_dag_files_it_bakes_into_the_image(
+    team_of: Callable[[str], Team], tmp_path: Path
+) -> None:
+    team = team_of("af3-service-connector-image")  # Airflow 3.3.2, dags_source image, pandas in python_deps
+    stub = GcloudStub.create(tmp_path, team)
+    stub.load("everything-exists")
+    report = team.repo / "dags" / "team_c" / "report.py"
+    report.write_text(REPORT_DAG)
+    try:
+        result = stub.run("--tag", "abc1234", "build", SKIP="")
+    finally:
+        report.unlink()
+
+    assert result.returncode == 1
+    assert result.calls == []
+    assert f"dags/team_c/report.py:3: module 'pandas' is not installed on the central site; {HOW_TO_FIX}" \
+        in result.stderr
 
 
 def test_deploy_sh_says_when_skip_names_the_check(stub_for: Callable[[str], GcloudStub]) -> None:

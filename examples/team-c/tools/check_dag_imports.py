@@ -31,7 +31,6 @@ import venv
 from pathlib import Path
 
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
-PROBE_VERSION = "1"
 
 
 # --------------------------------------------------------------------------- the central environment
@@ -102,15 +101,10 @@ def probe(dags: Path, root: Path) -> list[str]:
 
 
 def dag_files(dags: Path) -> list[Path]:
-    """The files the DAG processor imports: *.py holding both "airflow" and "dag" (its safe mode)."""
-    files = []
-    for path in sorted(dags.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        content = path.read_bytes().lower()
-        if b"airflow" in content and b"dag" in content:
-            files.append(path)
-    return files
+    """The files the DAG processor imports: Airflow's own discovery (safe mode, .airflowignore)."""
+    from airflow.utils.file import list_py_file_paths
+
+    return sorted(Path(p) for p in list_py_file_paths(str(dags), safe_mode=True) if p.endswith(".py"))
 
 
 def is_under(path: Path, folder: Path) -> bool:
