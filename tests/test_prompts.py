@@ -44,6 +44,7 @@ OTHER_ANSWERS = {
     "airflow_version": "3.3.2", "python_version": "3.12", "edge_provider_version": "5.1.0",
     "base_image_repository": "apache/airflow", "edge_secret_name": "airflow-edge-secret",
     "queues": "[team_c_queue]", "pool_name": "team_c_pool", "pool_slots": 8, "python_deps": "[]",
+    "central_python_deps": "[]",
     "instances": 1, "min_instances": 1, "max_instances": 1, "worker_concurrency": 4, "cpu": "1", "memory": "2Gi",
     "job_poll_interval": 5, "heartbeat_interval": 30, "vpc_connector": "edge-connector",
     "vpc_network": "default", "vpc_subnet": "default", "vpc_egress": "private-ranges-only",

@@ -31,6 +31,8 @@ ALWAYS = [
     "requirements.txt",
     "ruff.toml",
     "startup.py",
+    "tools/answers.py",
+    "tools/check_dag_imports.py",
     "worker.env.yaml",
 ]
 
@@ -229,10 +231,16 @@ def test_a_fresh_render_passes_the_hooks_of_its_own_pre_commit_config(
     result = run_tool(
         [tool("pre-commit"), "run", "--all-files", "--color", "never", "--config", str(tmp_path / "offline.yaml")],
         repo,
-        env={"PATH": f"{TOOLS_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "PRE_COMMIT_HOME": str(tmp_path / "pc")},
+        # The DAG import check builds an Airflow venv per pin set: tests/test_dag_imports.py runs it.
+        env={"PATH": f"{TOOLS_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "PRE_COMMIT_HOME": str(tmp_path / "pc"),
+             "SKIP": "edge-template-dag-imports"},
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    # Each hook ran on files (none skipped for want of them) and passed.
-    outcomes = [line.rsplit(".", 1)[-1].strip() for line in result.stdout.splitlines() if "..." in line]
-    assert outcomes == ["Passed"] * sum(len(r["hooks"]) for r in config["repos"]), result.stdout
+    # Each hook ran on files (none skipped for want of them) and passed; only the DAG check was skipped.
+    lines = [line.rstrip() for line in result.stdout.splitlines() if "..." in line]
+    assert len(lines) == sum(len(r["hooks"]) for r in config["repos"]), result.stdout
+    skipped = [line for line in lines if not line.endswith("Passed")]
+    assert len(skipped) == 1, result.stdout
+    assert skipped[0].startswith("DAG files load on the central site")
+    assert skipped[0].endswith("Skipped")

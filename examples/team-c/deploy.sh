@@ -82,7 +82,8 @@ Commands (run in this order whatever order they are given in):
            service account, its IAM roles, its access to the secret, the DAG bucket
            (gcs-volume) and the error alert. Creates only what is missing.
   build    build and push the image with Cloud Build (cloudbuild.yaml), tagged TAG.
-  dags     sync dags/ to the DAG bucket (dags_source gcs-volume only).
+  dags     check that the DAG files load on the central site (tools/check_dag_imports.py),
+           then sync dags/ to the DAG bucket (dags_source gcs-volume only).
   deploy   deploy the image TAG to the Cloud Run worker pool or service.
   status   describe the deployed worker pool or service.
   pools    print the commands that create the team's pool on the central site.
@@ -338,6 +339,18 @@ do_build() {
     "--substitutions=_TAG=${TAG},_DEPLOY=false" .
 }
 
+# The DAG files must load on the central site, which has only Airflow, edge3 and
+# central_python_deps (README "DAG files both sides can load"). SKIP as for pre-commit.
+check_dag_imports() {
+  if [[ ",${SKIP:-}," == *",edge-template-dag-imports,"* ]]; then
+    say "skipped the DAG import check (SKIP=${SKIP})."
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 is missing: the DAG import check (tools/check_dag_imports.py) needs python3 3.10 or newer."
+  python3 tools/check_dag_imports.py >&2 \
+    || die "DAG files that the central site cannot load (above): fix them; nothing was changed."
+}
+
 do_dags() {
   if [[ "$DAGS_SOURCE" != gcs-volume ]]; then
     say "dags: the DAG files are baked into the image (dags_source image): build and deploy instead."
@@ -461,6 +474,10 @@ if wants build || wants deploy; then
 fi
 if wants dags && [[ "$DAGS_SOURCE" == gcs-volume && ! -d "dags/${TEAM_MODULE}" ]]; then
   die "dags/${TEAM_MODULE} is missing: the team's DAG files go there."
+fi
+# Before anything changes: the DAG files that dags syncs, or that build bakes into the image.
+if { wants dags && [[ "$DAGS_SOURCE" == gcs-volume ]]; } || { wants build && [[ "$DAGS_SOURCE" == image ]]; }; then
+  check_dag_imports
 fi
 if wants setup || wants build || wants dags || wants deploy; then
   preflight full

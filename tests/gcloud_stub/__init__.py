@@ -151,6 +151,9 @@ class GcloudStub:
         env["GCLOUD_STUB_STATE"] = str(self.state_path)
         env["GCLOUD_STUB_LOG"] = str(self.log_path)
         env["DEPLOY_RETRY_DELAY"] = "0"
+        # The DAG import check builds a real Airflow venv per pin set: tests/test_dag_imports.py
+        # runs it (pass SKIP="" there); these runs are about the gcloud calls.
+        env["SKIP"] = "edge-template-dag-imports"
         env.update(extra)
         return env
 

@@ -1,0 +1,1 @@
+../../hooks/check_dag_imports.py
