@@ -114,6 +114,7 @@ def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCas
     answers = load_answers(matrix_case.repo)
     assert {key: answers[key] for key in matrix_case.given} == matrix_case.given
     hidden = {"team_module", "secret_env_var", "memory_mib", "supported_airflow_versions", "dags_folder", "base_image"}
+    hidden |= {"dags_object_prefix", "dags_mount_path"}
     assert hidden.isdisjoint(answers)
 
 
