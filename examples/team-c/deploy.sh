@@ -7,6 +7,8 @@
 # Every command looks before it changes anything: a second run creates nothing and
 # only builds and rolls out the image. --dry-run prints every gcloud command it
 # would run, one per line, ready to paste, and runs none. See docs/deploy.md.
+# An answer that is a shell keyword (e.g. pool_name "then") is rendered bare: a plain value.
+# shellcheck disable=SC1010
 set -euo pipefail
 
 # --- The answers (rendered by the template; change them with copier update) ---
