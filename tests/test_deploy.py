@@ -23,6 +23,19 @@ from support.templates import run_tool, tool
 TAG = "abc1234"
 SA = "team-c-edge@my-gcp-project.iam.gserviceaccount.com"
 READ_POLICY = ["--flatten=bindings[].members", "--format=value(bindings.role,bindings.members)"]
+READ_BUCKET_POLICY = [
+    "--flatten=bindings[].members",
+    "--format=value(bindings.role,bindings.members,bindings.condition.title)",
+]
+
+
+def dags_read_condition(team: str, bucket: str, prefix: str) -> str:
+    """The IAM condition on the runtime account's bucket read: the team's objects, listings inside its prefix."""
+    return (
+        f'--condition=^:^expression=resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
+        f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
+        f":title={team} DAGs read"
+    )
 
 # What `./deploy.sh --tag abc1234 all` runs for the default answers (team-c, a worker pool,
 # no VPC, DAGs from a bucket) in a project where only the Edge secret exists.
@@ -56,10 +69,10 @@ DEFAULTS_ALL = [
     ["gcloud", "storage", "buckets", "create", "gs://my-gcp-project-airflow-dags", "--project=my-gcp-project",
      "--location=europe-west1", "--uniform-bucket-level-access", "--public-access-prevention"],
     ["gcloud", "storage", "buckets", "get-iam-policy", "gs://my-gcp-project-airflow-dags",
-     "--project=my-gcp-project", *READ_POLICY],
+     "--project=my-gcp-project", *READ_BUCKET_POLICY],
     ["gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://my-gcp-project-airflow-dags",
      "--project=my-gcp-project", f"--member=serviceAccount:{SA}", "--role=roles/storage.objectViewer",
-     "--format=none"],
+     dags_read_condition("team-c", "my-gcp-project-airflow-dags", "dags/team_c/"), "--format=none"],
     ["gcloud", "logging", "metrics", "describe", "team-c-edge-worker-errors", "--project=my-gcp-project",
      "--format=value(name)"],
     ["gcloud", "logging", "metrics", "create", "team-c-edge-worker-errors", "--project=my-gcp-project",
@@ -90,8 +103,9 @@ DEFAULTS_ALL = [
      "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-c-edge-worker:abc1234",
      f"--service-account={SA}", "--env-vars-file=worker.env.yaml",
      "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest", "--cpu=1", "--memory=2Gi", "--instances=1",
-     "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true",
-     "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket",
+     "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
+     "mount-options=only-dir=dags/team_c",
+     "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/team_c",
      "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh"],
 ]  # fmt: skip
 
@@ -104,8 +118,9 @@ DEPLOY_COMMANDS = {
         "--service-account=analytics-edge@acme-data-prod.iam.gserviceaccount.com",
         "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
         "--cpu=1", "--memory=2Gi", "--instances=3",
-        "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true",
-        "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket",
+        "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
+        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
         "--network=shared-vpc", "--subnet=edge-subnet", "--vpc-egress=all-traffic",
         "--labels=app=airflow-edge-worker,team=analytics,managed-by=deploy-sh",
     ],
@@ -119,8 +134,9 @@ DEPLOY_COMMANDS = {
         "--startup-probe=httpGet.path=/health,initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,"
         "failureThreshold=24",
         "--liveness-probe=httpGet.path=/health,periodSeconds=30,timeoutSeconds=5,failureThreshold=3",
-        "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true",
-        "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket",
+        "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
+        "mount-options=only-dir=dags/ml_platform",
+        "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/ml_platform",
         "--labels=app=airflow-edge-worker,team=ml-platform,managed-by=deploy-sh",
     ],
     "af2-service-directvpc-image": [
@@ -200,9 +216,11 @@ def setup_calls(t: Team) -> list[list[str]]:
             ["gcloud", "storage", "buckets", "describe", bucket, p, "--format=value(name)"],
             ["gcloud", "storage", "buckets", "create", bucket, p, f"--location={t.region}",
              "--uniform-bucket-level-access", "--public-access-prevention"],
-            ["gcloud", "storage", "buckets", "get-iam-policy", bucket, p, *READ_POLICY],
+            ["gcloud", "storage", "buckets", "get-iam-policy", bucket, p, *READ_BUCKET_POLICY],
             ["gcloud", "storage", "buckets", "add-iam-policy-binding", bucket, p, member,
-             "--role=roles/storage.objectViewer", "--format=none"],
+             "--role=roles/storage.objectViewer",
+             dags_read_condition(t.team, t.bucket, f"{t.answers['dags_bucket_path']}/{t.team_module}/"),
+             "--format=none"],
         ]  # fmt: skip
     calls += [
         ["gcloud", "logging", "metrics", "describe", f"{t.resource}-errors", p, "--format=value(name)"],
@@ -705,8 +723,81 @@ def test_the_runtime_account_gets_only_the_roles_it_needs(
         f"binding:secret:{t.secret}|roles/secretmanager.secretAccessor|serviceAccount:{t.sa_email}",
     }
     if t.dags_source == "gcs-volume":
-        expected.add(f"binding:bucket:gs://{t.bucket}|roles/storage.objectViewer|serviceAccount:{t.sa_email}")
+        expected.add(
+            f"binding:bucket:gs://{t.bucket}|roles/storage.objectViewer|serviceAccount:{t.sa_email}|{t.team} DAGs read"
+        )
     assert granted == expected
+
+
+def test_the_worker_reads_only_its_team_prefix_of_the_dag_bucket(first_run: Callable[[str], FirstRun]) -> None:
+    run = first_run("af3-pool-directvpc-gcs")
+    member = "serviceAccount:analytics-edge@acme-data-prod.iam.gserviceaccount.com"
+    key = f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read"
+    prefix = "teams/analytics/dags/analytics/"
+
+    assert key in run.resources
+    assert run.world["conditions"] == {
+        key: f'resource.name.startsWith("projects/_/buckets/acme-dags/objects/{prefix}")'
+        f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
+    }
+    deploy = run.result.calls[-1]
+    assert [w for w in deploy if w.startswith("--add-volume")] == [
+        "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
+        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
+    ]
+
+
+def test_the_worker_dag_folder_holds_the_mounted_team_folder(team_of: Callable[[str], Team]) -> None:
+    """Each DAG file's path relative to the DAG folder is the central site's: <team_module>/..."""
+    t = team_of("af3-pool-directvpc-gcs")
+    env = (t.repo / "worker.env.yaml").read_text()
+    mount = next(w for w in DEPLOY_COMMANDS["af3-pool-directvpc-gcs"] if w.startswith("--add-volume-mount="))
+
+    assert 'AIRFLOW__CORE__DAGS_FOLDER: "/opt/airflow/dags-bucket"\n' in env
+    assert mount.endswith("mount-path=/opt/airflow/dags-bucket/analytics")
+
+
+def test_setup_replaces_a_bucket_wide_read_grant_with_the_team_prefix_one(
+    stub_for: Callable[[str], GcloudStub],
+) -> None:
+    stub = stub_for("defaults")
+    world = stub.load("everything-exists")
+    conditional = f"binding:bucket:gs://my-gcp-project-airflow-dags|roles/storage.objectViewer|serviceAccount:{SA}"
+    world["resources"] = [key.replace(f"{conditional}|team-c DAGs read", conditional) for key in world["resources"]]
+    stub.write_world(world)  # what setup of an earlier release granted: the whole bucket
+
+    first = stub.run("setup")
+    second = stub.run("setup")
+
+    assert first.returncode == 0, first.stderr
+    bucket, p, member = "gs://my-gcp-project-airflow-dags", "--project=my-gcp-project", f"--member=serviceAccount:{SA}"
+    assert first.mutating == [
+        ["gcloud", "storage", "buckets", "add-iam-policy-binding", bucket, p, member,
+         "--role=roles/storage.objectViewer", dags_read_condition("team-c", bucket[5:], "dags/team_c/"),
+         "--format=none"],
+        ["gcloud", "storage", "buckets", "remove-iam-policy-binding", bucket, p, member,
+         "--role=roles/storage.objectViewer", "--condition=None", "--format=none"],
+    ]  # fmt: skip
+    assert conditional not in stub.resources()
+    assert f"{conditional}|team-c DAGs read" in stub.resources()
+    assert second.returncode == 0, second.stderr
+    assert second.mutating == []
+
+
+def test_the_stand_in_refuses_a_bucket_binding_without_condition_once_the_policy_has_conditions(
+    stub_for: Callable[[str], GcloudStub],
+) -> None:
+    stub = stub_for("defaults")
+    stub.load("everything-exists")
+
+    result = stub.run_shell(
+        "gcloud storage buckets add-iam-policy-binding gs://my-gcp-project-airflow-dags --project=my-gcp-project"
+        f" --member=serviceAccount:{SA} --role=roles/storage.objectViewer"
+    )
+
+    assert result.returncode == 1
+    assert "pass --condition" in result.stderr
 
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
@@ -777,6 +868,35 @@ def test_the_docs_secret_creation_works_as_written_and_the_value_goes_nowhere(
     ]
     assert "secret:airflow-edge-secret" in stub.resources()
     assert value not in result.stdout + result.stderr + stub.log_path.read_text() + stub.state_path.read_text()
+
+
+def test_the_docs_bucket_grants_work_as_written_and_stay_in_the_team_prefix(
+    team_of: Callable[[str], Team], tmp_path: Path
+) -> None:
+    doc = (team_of("defaults").repo / "docs" / "deploy.md").read_text()
+    block = next(b for b in doc.split("```sh\n")[1:] if "BUILD_SA=" in b).split("```", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith(("BUILD_SA=", "gcloud storage buckets"))]
+    stub = GcloudStub.create(tmp_path, team_of("defaults"))
+    world = stub.load("everything-exists")
+    build_sa = "PROJECT_NUMBER-compute@developer.gserviceaccount.com"
+    world["resources"] += [f"service-account:{build_sa}", "bucket:gs://my-gcp-project_cloudbuild"]
+    stub.write_world(world)
+
+    result = stub.run_shell("set -euo pipefail\n" + "\n".join(lines))
+
+    assert result.returncode == 0, result.stderr
+    member = f"--member=serviceAccount:{build_sa}"
+    assert result.calls == [
+        ["gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://my-gcp-project_cloudbuild",
+         "--project=my-gcp-project", member, "--role=roles/storage.objectViewer",
+         '--condition=^:^expression=resource.name.startsWith("projects/_/buckets/my-gcp-project_cloudbuild/objects/'
+         'source/"):title=build source only'],
+        ["gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://my-gcp-project-airflow-dags",
+         "--project=my-gcp-project", member, "--role=roles/storage.objectUser",
+         dags_read_condition("team-c", "my-gcp-project-airflow-dags", "dags/team_c/").replace(
+             "DAGs read", "DAGs write")],
+    ]  # fmt: skip
+    assert "--role=roles/storage.objectAdmin" not in doc
 
 
 def test_the_docs_name_the_gcloud_release_checked_against(team_of: Callable[[str], Team]) -> None:

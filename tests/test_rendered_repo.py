@@ -119,6 +119,7 @@ def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCas
     hidden = {
         "team_module", "secret_env_var", "memory_floor_mib", "supported_airflow_versions", "dags_folder", "base_image",
     }
+    hidden |= {"dags_object_prefix", "dags_mount_path"}
     assert hidden.isdisjoint(answers)
 
 

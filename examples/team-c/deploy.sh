@@ -7,6 +7,8 @@
 # Every command looks before it changes anything: a second run creates nothing and
 # only builds and rolls out the image. --dry-run prints every gcloud command it
 # would run, one per line, ready to paste, and runs none. See docs/deploy.md.
+# An answer that is a shell keyword (e.g. pool_name "then") is rendered bare: a plain value.
+# shellcheck disable=SC1010
 set -euo pipefail
 
 # --- The answers (rendered by the template; change them with copier update) ---
@@ -34,6 +36,8 @@ VPC_CONNECTOR=edge-connector
 DAGS_SOURCE=gcs-volume
 DAGS_BUCKET=acme-airflow-dags
 DAGS_BUCKET_PATH=dags
+DAGS_OBJECT_PREFIX=dags/team_c/
+DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
 HEALTH_PATH=/health
 POOL_NAME=team_c_pool
 
@@ -47,7 +51,12 @@ GCLOUD_UPDATE_HINT="update it with: gcloud components update (or, where gcloud c
 SA_EMAIL="${SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 MEMBER="serviceAccount:${SA_EMAIL}"
 IMAGE_TAG_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
-DAGS_MOUNT_PATH=/opt/airflow/dags-bucket
+# IAM conditions that limit the DAG bucket to the team's prefix (docs/deploy.md, "The DAG
+# bucket"): objects under it, and listings whose prefix is inside it.
+DAGS_OBJECTS_CONDITION="resource.name.startsWith(\"projects/_/buckets/${DAGS_BUCKET}/objects/${DAGS_OBJECT_PREFIX}\")"
+DAGS_LIST_CONDITION="api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${DAGS_OBJECT_PREFIX}\")"
+DAGS_READ_TITLE="${TEAM} DAGs read"
+DAGS_READ_CONDITION="^:^expression=${DAGS_OBJECTS_CONDITION} || ${DAGS_LIST_CONDITION}:title=${DAGS_READ_TITLE}"
 METRIC="${RESOURCE}-errors"
 POLICY_NAME="${RESOURCE} errors"
 LABELS="app=airflow-edge-worker,team=${TEAM},managed-by=deploy-sh"
@@ -294,8 +303,27 @@ ensure_bucket() {
     change gcloud storage buckets create "$bucket" "--project=${PROJECT}" "--location=${REGION}" \
       --uniform-bucket-level-access --public-access-prevention
   fi
-  # Read access only: the worker mounts the bucket read-only.
-  ensure_roles bucket "$bucket" roles/storage.objectViewer
+  ensure_dags_read_access "$bucket"
+}
+
+# ensure_dags_read_access gs://BUCKET: the runtime service account may read the team's
+# objects and list inside the team's prefix, nothing else of the bucket. A bucket-wide
+# grant left by an earlier release of this template is removed.
+ensure_dags_read_access() {
+  local bucket=$1 policy role=roles/storage.objectViewer
+  query gcloud storage buckets get-iam-policy "$bucket" "--project=${PROJECT}" '--flatten=bindings[].members' \
+    '--format=value(bindings.role,bindings.members,bindings.condition.title)'
+  policy=$OUT
+  if has_line "${role}"$'\t'"${MEMBER}"$'\t'"${DAGS_READ_TITLE}" "$policy"; then
+    say "exists: ${role} for ${SA_EMAIL} on ${bucket}, objects under ${DAGS_OBJECT_PREFIX} only"
+  else
+    change_with_retry gcloud storage buckets add-iam-policy-binding "$bucket" "--project=${PROJECT}" \
+      "--member=${MEMBER}" "--role=${role}" "--condition=${DAGS_READ_CONDITION}" --format=none
+  fi
+  if has_line "${role}"$'\t'"${MEMBER}" "$policy" || has_line "${role}"$'\t'"${MEMBER}"$'\t' "$policy"; then
+    change gcloud storage buckets remove-iam-policy-binding "$bucket" "--project=${PROJECT}" \
+      "--member=${MEMBER}" "--role=${role}" --condition=None --format=none
+  fi
 }
 
 ensure_alert() {
@@ -382,7 +410,7 @@ do_deploy() {
   fi
   if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
     args+=(
-      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true"
+      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true,mount-options=only-dir=${DAGS_OBJECT_PREFIX%/}"
       "--add-volume-mount=volume=dags,mount-path=${DAGS_MOUNT_PATH}"
     )
   fi

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from support import harness
-from support.sites import SLOW_DAG, TRACKS, Site, running_central_site
+from support.sites import PROBE_DAG, SLOW_DAG, TRACKS, Site, running_central_site
 from support.templates import render
 
 
@@ -34,5 +34,6 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
     team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
     (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
+    (team_c / "dags" / "team_c" / "probe_dag.py").write_text(PROBE_DAG)
     with running_central_site(track, root, port, edge_secret, [team_c, team_a], root / "logs") as central:
         yield Site(track, central, central.venv, team_c, team_a, root / "logs", edge_secret)

@@ -73,6 +73,7 @@ class Team:
             "sa_email": self.sa_email,
             "bucket": self.bucket,
             "resource": self.resource,
+            "team": self.team,
             "kind": self.target,
             "tag": tag,
         }

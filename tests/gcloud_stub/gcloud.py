@@ -16,6 +16,8 @@ The world (state file):
   projects               project ids that can be reached
   resources              keys of what exists: api:NAME, secret:NAME, repository:LOCATION/NAME,
                          service-account:EMAIL, binding:KIND:NAME|ROLE|MEMBER, bucket:gs://NAME,
+                         binding:bucket:gs://NAME|ROLE|MEMBER|TITLE (a conditional binding; its
+                         expression is kept in "conditions" under the same key),
                          metric:NAME, alert-policy:DISPLAY NAME, image:TAG, worker-pool:REGION/NAME,
                          service:REGION/NAME, dags:gs://BUCKET/PATH
   fail                   [{"command": "run worker-pools deploy", "times": 1, "message": "..."}]
@@ -98,10 +100,26 @@ def create_once(world: World, key: str, what: str) -> None:
     world.add(key)
 
 
-def print_bindings(world: World, resource: str) -> None:
+def print_bindings(world: World, resource: str, flags: dict[str, str | bool] | None = None) -> None:
+    """One line per (binding, member), as --flatten=bindings[].members --format=value(...) prints it."""
+    with_title = "bindings.condition.title" in str((flags or {}).get("format", ""))
     for key in world.keys(f"binding:{resource}|"):
-        role, member = key.split("|", 1)
-        print(f"{role}\t{member}")
+        role, member, *title = key.split("|")
+        print(f"{role}\t{member}\t{title[0] if title else ''}" if with_title else f"{role}\t{member}")
+
+
+def parse_condition(value: str | bool | None) -> dict[str, str] | None:
+    """--condition as gcloud's iam_util parses it: None, or expression= and title= (^D^ sets the delimiter)."""
+    if value is None or value == "None":
+        return None
+    text = str(value)
+    delimiter = ","
+    if text.startswith("^") and text.find("^", 1) > 1:
+        delimiter, text = text[1 : text.find("^", 1)], text[text.find("^", 1) + 1 :]
+    pairs = dict(item.split("=", 1) for item in text.split(delimiter) if "=" in item)
+    if set(pairs) - {"expression", "title", "description"} or not pairs.get("expression") or not pairs.get("title"):
+        raise GcloudError("ERROR: (gcloud) --condition needs expression= and title= (description= at most)", 2)
+    return pairs
 
 
 def add_binding(world: World, resource: str, flags: dict[str, str | bool]) -> None:
@@ -110,6 +128,31 @@ def add_binding(world: World, resource: str, flags: dict[str, str | bool]) -> No
     if account != member and not world.has(f"service-account:{account}"):
         raise GcloudError(f"ERROR: (gcloud) INVALID_ARGUMENT: Service account {account} does not exist.")
     world.add(f"binding:{resource}|{role}|{member}")
+
+
+def bucket_binding(world: World, bucket: str, verb: str, flags: dict[str, str | bool]) -> None:
+    resource = f"bucket:{bucket}"
+    conditional = [key for key in world.keys(f"binding:{resource}|") if key.count("|") == 2]
+    if "condition" not in flags and conditional:
+        # gcloud refuses to guess without a prompt (iam_util.PromptForConditions).
+        raise GcloudError("ERROR: (gcloud) the policy has conditional bindings: pass --condition (or --condition=None)")
+    condition = parse_condition(flags.get("condition"))
+    member, role = need(world, flags, "member"), need(world, flags, "role")
+    key = f"binding:{resource}|{role}|{member}" + (f"|{condition['title']}" if condition else "")
+    if verb == "remove-iam-policy-binding":
+        if not world.has(key):
+            raise GcloudError("ERROR: (gcloud) Policy binding with this principal, role and condition not found")
+        world.data["resources"].remove(key)
+        world.data.get("conditions", {}).pop(key, None)
+        return
+    if condition is None:
+        add_binding(world, resource, flags)
+        return
+    account = member.removeprefix("serviceAccount:")
+    if account != member and not world.has(f"service-account:{account}"):
+        raise GcloudError(f"ERROR: (gcloud) INVALID_ARGUMENT: Service account {account} does not exist.")
+    world.add(key)
+    world.data.setdefault("conditions", {})[key] = condition["expression"]
 
 
 def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one branch per gcloud command
@@ -195,11 +238,11 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
         exists_or_fail(world, f"bucket:{bucket}", f"bucket [{bucket}]")
         if words[2] == "describe":
             return bucket.removeprefix("gs://")
-        if words[2] == "get-iam-policy":
-            print_bindings(world, f"bucket:{bucket}")
+        if words[2] == "get-iam-policy":  # gcloud storage asks for policy version 3: conditions are shown
+            print_bindings(world, f"bucket:{bucket}", flags)
             return None
-        if words[2] == "add-iam-policy-binding":
-            add_binding(world, f"bucket:{bucket}", flags)
+        if words[2] in {"add-iam-policy-binding", "remove-iam-policy-binding"}:
+            bucket_binding(world, bucket, words[2], flags)
             return None
 
     if words[:2] == ["storage", "rsync"]:
