@@ -15,64 +15,14 @@ from pathlib import Path
 
 import pytest
 from gcloud_stub import GcloudStub, Team
+from support.dags import MODULE_LEVEL_PANDAS_DAG, SAFE_PANDAS_DAG
 from support.matrix import MATRIX
-from support.templates import ROOT, git, load_answers, team_repo_at, tool
+from support.templates import ROOT, git, load_answers, sh_blocks, team_repo_at, tool
 from test_deploy import DEFAULTS_ALL
-from test_readme import sh_blocks
 
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
 
-# Line 3 imports pandas: the team README quotes what the check prints for this file.
-REPORT_DAG = '''"""Team c's daily report: pandas at module level, the way people often write it."""
 
-import pandas as pd
-
-from team_c import team_default_args
-
-try:
-    from airflow.sdk import DAG, task
-except ImportError:
-    from airflow import DAG
-    from airflow.decorators import task
-
-with DAG(dag_id="team_c_report", default_args=team_default_args(), schedule=None, catchup=False):
-
-    @task
-    def report() -> str:
-        return pd.__version__
-
-    report()
-'''
-
-# The safe way, as the team README shows it: module level holds only what the central site has.
-SAFE_DAG = '''"""Team c's daily report, written so that both sides can load it."""
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from team_c import team_default_args
-
-try:
-    from airflow.sdk import DAG, task
-except ImportError:
-    from airflow import DAG
-    from airflow.decorators import task
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-with DAG(dag_id="team_c_report_safe", default_args=team_default_args(), schedule=None, catchup=False):
-
-    @task
-    def report() -> str:
-        import pandas as pd
-
-        frame: pd.DataFrame = pd.DataFrame({"rows": [1, 2, 3]})
-        return f"pandas {pd.__version__} summed {frame['rows'].sum()}"
-
-    report()
-'''
 
 HELPER = '''"""A helper of team c that DAG files import."""
 
@@ -118,14 +68,20 @@ def test_the_example_dag_loads_on_the_central_site(render_to: Callable[..., Path
     assert result.stdout == ""
 
 
+def check_with(repo: Path, added: dict[Path, str]) -> subprocess.CompletedProcess[str]:
+    """The check with these files added to the team repo for the time of the run."""
+    for path, text in added.items():
+        path.write_text(text)
+    try:
+        return check(repo)
+    finally:
+        for path in added:
+            path.unlink()
+
+
 def test_a_module_level_team_import_is_flagged_with_file_line_module_and_fix(pandas_team: Path) -> None:
     assert "pandas==2.2.3" in (pandas_team / "requirements.txt").read_text().splitlines()
-    report = pandas_team / "dags" / "team_c" / "report.py"
-    report.write_text(REPORT_DAG)
-    try:
-        result = check(pandas_team)
-    finally:
-        report.unlink()
+    result = check_with(pandas_team, {pandas_team / "dags" / "team_c" / "report.py": MODULE_LEVEL_PANDAS_DAG})
 
     assert result.returncode == 1
     line = f"dags/team_c/report.py:3: module 'pandas' is not installed on the central site; {HOW_TO_FIX}"
@@ -138,12 +94,7 @@ def test_a_module_level_team_import_is_flagged_with_file_line_module_and_fix(pan
 
 
 def test_the_safe_pattern_of_the_readme_passes(pandas_team: Path) -> None:
-    safe = pandas_team / "dags" / "team_c" / "report_safe.py"
-    safe.write_text(SAFE_DAG)
-    try:
-        result = check(pandas_team)
-    finally:
-        safe.unlink()
+    result = check_with(pandas_team, {pandas_team / "dags" / "team_c" / "report_safe.py": SAFE_PANDAS_DAG})
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -152,17 +103,11 @@ def test_files_the_dag_processor_ignores_are_not_checked(pandas_team: Path) -> N
     # Airflow's own discovery: .airflowignore, and safe mode (no "airflow" and "dag" in the file).
     folder = pandas_team / "dags" / "team_c"
     added = {
-        folder / "report.py": REPORT_DAG,
+        folder / "report.py": MODULE_LEVEL_PANDAS_DAG,
         folder / ".airflowignore": "report.py\n",
         folder / "plain_helper.py": '"""No DAG here."""\n\nimport pandas\n',
     }
-    for path, text in added.items():
-        path.write_text(text)
-    try:
-        result = check(pandas_team)
-    finally:
-        for path in added:
-            path.unlink()
+    result = check_with(pandas_team, added)
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -174,13 +119,7 @@ def test_an_import_in_a_team_helper_points_at_the_helper_and_other_errors_are_na
         folder / "uses_clients.py": HELPER_USER,
         folder / "broken.py": '"""An airflow DAG file with a typo."""\n\nfrom airflow import DAG\n\nDAG(dag_id=nme)\n',
     }
-    for path, text in added.items():
-        path.write_text(text)
-    try:
-        result = check(pandas_team)
-    finally:
-        for path in added:
-            path.unlink()
+    result = check_with(pandas_team, added)
 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -212,7 +151,7 @@ def test_central_python_deps_are_installed_in_the_check_and_the_worker(render_to
 def test_the_pre_commit_hook_runs_the_check(template_releases: Path, tmp_path: Path) -> None:
     repo = team_repo_at(template_releases, tmp_path / "team-c", "v2.0.0", {"python_deps": ["pandas==2.2.3"]})
     assert "id: edge-template-dag-imports" in (repo / ".pre-commit-config.yaml").read_text()
-    (repo / "dags" / "team_c" / "report.py").write_text(REPORT_DAG)
+    (repo / "dags" / "team_c" / "report.py").write_text(MODULE_LEVEL_PANDAS_DAG)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "report")
     cache = os.environ.get("EDGE_TEMPLATE_CACHE", str(Path.home() / ".cache" / "edge-template"))
@@ -244,7 +183,7 @@ def test_deploy_sh_dags_stops_before_any_gcloud_call_when_the_check_fails(pandas
     stub = GcloudStub.create(tmp_path, Team(pandas_team, load_answers(pandas_team)))
     stub.load("everything-exists")
     report = pandas_team / "dags" / "team_c" / "report.py"
-    report.write_text(REPORT_DAG)
+    report.write_text(MODULE_LEVEL_PANDAS_DAG)
     try:
         failed = stub.run("--tag", "abc1234", "dags", SKIP="")
     finally:
@@ -269,7 +208,7 @@ def test_deploy_sh_build_checks_the_dag_files_it_bakes_into_the_image(
     stub = GcloudStub.create(tmp_path, team)
     stub.load("everything-exists")
     report = team.repo / "dags" / "team_c" / "report.py"
-    report.write_text(REPORT_DAG)
+    report.write_text(MODULE_LEVEL_PANDAS_DAG)
     try:
         result = stub.run("--tag", "abc1234", "build", SKIP="")
     finally:

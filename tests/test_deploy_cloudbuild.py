@@ -68,6 +68,12 @@ def config_of(team: Team) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
+def defaults_with_stub(team_of: Callable[[str], Team], tmp_path: Path) -> tuple[Team, dict, GcloudStub]:
+    """The default team repo, its cloudbuild.yaml and a gcloud stand-in for it."""
+    team = team_of("defaults")
+    return team, config_of(team), GcloudStub.create(tmp_path, team)
+
+
 def test_cloudbuild_yaml_is_valid_for_cloud_build_and_yamllint_strict(
     case: str, team_of: Callable[[str], Team]
 ) -> None:
@@ -130,9 +136,7 @@ def test_the_deploy_step_runs_in_a_pinned_gcloud_new_enough_for_worker_pools(tea
 def test_the_dag_import_check_runs_first_in_the_worker_python_and_deploy_does_not_repeat_it(
     team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_of("defaults")
-    config = config_of(team)
-    stub = GcloudStub.create(tmp_path, team)
+    team, config, stub = defaults_with_stub(team_of, tmp_path)
     report = team.repo / "dags" / "team_c" / "report.py"
 
     assert step(config, "check-dags")["name"] == "python:3.12-slim"
@@ -162,9 +166,7 @@ def test_logging_and_substitutions_are_set(team_of: Callable[[str], Team]) -> No
 def test_deploy_sh_build_passes_only_substitutions_the_config_defines(
     team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_of("defaults")
-    config = config_of(team)
-    stub = GcloudStub.create(tmp_path, team)
+    team, config, stub = defaults_with_stub(team_of, tmp_path)
 
     plan = stub.run("--dry-run", "--tag", "abc1234", "build").plan()
 
@@ -202,9 +204,7 @@ def test_a_triggered_build_deploys_the_commit_through_deploy_sh(
 
 
 def test_a_build_with_deploy_false_only_pushes(team_of: Callable[[str], Team], tmp_path: Path) -> None:
-    team = team_of("defaults")
-    config = config_of(team)
-    stub = GcloudStub.create(tmp_path, team)
+    team, config, stub = defaults_with_stub(team_of, tmp_path)
     stub.load("everything-exists")
 
     result = run_step(stub, config, "deploy", values_for(config, short_sha="", _TAG="abc1234", _DEPLOY="false"))
@@ -224,9 +224,7 @@ def test_a_build_with_deploy_false_only_pushes(team_of: Callable[[str], Team], t
 def test_a_manual_build_without_a_tag_stops_first_and_says_how(
     short_sha: str, overrides: dict[str, str], ok: bool, team_of: Callable[[str], Team], tmp_path: Path
 ) -> None:
-    team = team_of("defaults")
-    config = config_of(team)
-    stub = GcloudStub.create(tmp_path, team)
+    team, config, stub = defaults_with_stub(team_of, tmp_path)
 
     result = run_step(stub, config, "check-tag", values_for(config, short_sha=short_sha, **overrides))
 

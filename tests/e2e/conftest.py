@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from support import harness
-from support.sites import PROBE_DAG, SLOW_DAG, TRACKS, Site, running_central_site
+from support.dags import PROBE_DAG, SLOW_DAG
+from support.sites import TRACKS, Site, running_central_site
 from support.templates import render
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support import harness
+from support.dags import MODULE_LEVEL_PANDAS_DAG, SAFE_PANDAS_DAG
 from support.sites import Site
 from support.templates import render
 
@@ -23,55 +24,7 @@ pytestmark = pytest.mark.e2e
 PANDAS = "pandas==2.2.3"
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
 
-SAFE_DAG = '''"""Team c's report, written so that both sides can load it."""
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from team_c import team_default_args
-
-try:
-    from airflow.sdk import DAG, task
-except ImportError:
-    from airflow import DAG
-    from airflow.decorators import task
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-with DAG(dag_id="team_c_report_safe", default_args=team_default_args(), schedule=None, catchup=False):
-
-    @task
-    def report() -> str:
-        import pandas as pd
-
-        frame: pd.DataFrame = pd.DataFrame({"rows": [1, 2, 3]})
-        return f"pandas {pd.__version__} summed {frame['rows'].sum()}"
-
-    report()
-'''
-
-MODULE_LEVEL_DAG = '''"""Team c's report with pandas at module level."""
-
-import pandas as pd
-
-from team_c import team_default_args
-
-try:
-    from airflow.sdk import DAG, task
-except ImportError:
-    from airflow import DAG
-    from airflow.decorators import task
-
-with DAG(dag_id="team_c_report", default_args=team_default_args(), schedule=None, catchup=False):
-
-    @task
-    def report() -> str:
-        return pd.__version__
-
-    report()
-'''
 
 DEFERRING_DAG = '''"""A deferrable sensor on team c's queue: its trigger runs on the central triggerer."""
 
@@ -111,7 +64,7 @@ def pandas_team(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "python_deps": [PANDAS],
         },
     )
-    files = {"report_safe.py": SAFE_DAG, "report.py": MODULE_LEVEL_DAG}
+    files = {"report_safe.py": SAFE_PANDAS_DAG, "report.py": MODULE_LEVEL_PANDAS_DAG}
     if site.central.airflow_major == 3:
         files["deferring.py"] = DEFERRING_DAG
     for name, text in files.items():
