@@ -43,12 +43,51 @@ class Track:
     team_c_target: str
     team_a_target: str
     postgres: bool
+    # Airflow 3: the central site's DAG bundle that holds the teams' DAGs.
+    bundle: str = "dags-folder"
+    answers: tuple[tuple[str, object], ...] = ()
+    # Resolve the venv as of this date, like the image of that release (None: today).
+    resolve_as_of: harness.ResolveAsOf | None = None
 
 
 TRACKS = {
     "airflow2": Track("airflow2", "2.10.5", "service", "worker-pool", postgres=True),
-    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False),
+    # A central bundle named otherwise than Airflow's default "dags-folder".
+    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False, bundle="team-dags"),
+    # The oldest Airflow 3 line with the newest edge3 that accepts it (task SDK 1.0: its
+    # supervisors die on SIGTERM without passing it on). Only the tests that name it run here.
+    "airflow3.0": Track(
+        "airflow3.0", "3.0.6", "worker-pool", "service", postgres=False,
+        answers=(("python_version", "3.11"), ("edge_provider_version", "5.1.0")),
+        resolve_as_of=harness.ResolveAsOf(
+            # Airflow 3.0.6's release: what its image holds. edge3 5.1.0 and what it requires
+            # newer than that date are taken as of edge3 5.1.0's release.
+            "2025-09-05",
+            {name: "2026-10-25" for name in (
+                "apache-airflow-providers-edge3", "apache-airflow-providers-common-compat", "aiohttp",
+                "retryhttp", "aiofiles",
+            )},
+        ),
+    ),
 }
+# Every e2e test runs on the main tracks; @pytest.mark.tracks(NAME, ...) names others instead.
+# The site fixture is parametrized over all of them and the rest are deselected (not skipped),
+# so each site is set up once per session.
+MAIN_TRACKS = ["airflow2", "airflow3"]
+ALL_TRACKS = [*MAIN_TRACKS, "airflow3.0"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        track = callspec.params.get("site") if callspec else None
+        marker = item.get_closest_marker("tracks")
+        wanted = marker.args if marker else MAIN_TRACKS
+        (keep if track is None or track in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @dataclass
@@ -60,6 +99,7 @@ class Site:
     team_a: Path
     logs: Path
     secret: str
+    answers: dict[str, object]
 
     def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
         return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
@@ -93,7 +133,7 @@ def edge_secret() -> str:
     return secrets.token_urlsafe(64)
 
 
-@pytest.fixture(scope="session", params=sorted(TRACKS))
+@pytest.fixture(scope="session", params=ALL_TRACKS)
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, edge_secret: str) -> Iterator[Site]:
     track = TRACKS[request.param]
     if track.postgres and harness.postgres_bin() is None:
@@ -106,21 +146,25 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         "job_poll_interval": 1,
         "heartbeat_interval": 5,
         "dags_source": "image",
+        **dict(track.answers),
     }
+    if track.airflow_version.startswith("3."):
+        common["dag_bundle_name"] = track.bundle
     team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
     team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
     (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
     central_extra = ("psycopg2-binary",) if track.postgres else ()
-    venv_path = harness.airflow_venv(team_c, extra=central_extra)
+    venv_path = harness.airflow_venv(team_c, extra=central_extra, resolve_as_of=track.resolve_as_of)
     with ExitStack() as stack:
         db = stack.enter_context(harness.postgres()) if track.postgres else None
         central = harness.CentralSite(
             venv_path, root / "central", port, edge_secret, int(track.airflow_version[0]), db, root / "logs"
         )
-        central.configure(harness.read_env_file(team_c / "central" / "edge.env"))
+        central.configure(harness.read_env_file(team_c / "central" / "edge.env"), bundle=track.bundle)
         stack.callback(central.stop)
         central.migrate()
         central.add_team(team_c)
         central.add_team(team_a)
         central.start()
-        yield Site(track, central, venv_path, team_c, team_a, root / "logs", edge_secret)
+        answers = {"team_name": "team-c", "deployment_target": track.team_c_target, **common}
+        yield Site(track, central, venv_path, team_c, team_a, root / "logs", edge_secret, answers)
