@@ -138,11 +138,16 @@ def subreaper(argv: list[str]) -> None:
     """Become a child subreaper, then exec argv (never returns)."""
     import ctypes
 
-    pr_set_child_subreaper = 36
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
-        print(f"startup: cannot become a child subreaper (errno {ctypes.get_errno()}): task processes "
-              "whose supervisor dies are re-parented to init", file=sys.stderr)
+    pr_set_child_subreaper = 36  # <linux/prctl.h>
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        failed = libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0
+        reason = f"errno {ctypes.get_errno()}"
+    except (AttributeError, OSError) as error:  # no prctl: not Linux
+        failed, reason = True, str(error)
+    if failed:
+        print(f"startup: cannot become a child subreaper ({reason}): task processes whose supervisor "
+              "dies are re-parented to init", file=sys.stderr)
     os.environ["EDGE_SUBREAPER"] = "1"
     os.execv(argv[0], argv)  # noqa: S606 - bash running the entrypoint script again
 
