@@ -682,6 +682,25 @@ def test_pools_prints_the_exact_commands_for_the_central_site_and_composer(
     assert (stub.team.repo / "pools.json").is_file()
 
 
+def test_pools_prints_no_composer_command_where_gcloud_refuses_it(stub_for: Callable[[str], GcloudStub]) -> None:
+    # gcloud 578 allows `composer environments run ... pools` only for Airflow 1.10.14 to 3.3.0 (excluded).
+    stub = stub_for("af3-pool-directvpc-gcs")  # Airflow 3.3.2
+
+    result = stub.run("pools", COMPOSER_ENVIRONMENT="airflow-prod", COMPOSER_LOCATION="us-central1")
+
+    assert result.returncode == 0
+    assert result.calls == []
+    assert [line for line in result.stdout.splitlines() if not line.startswith("#")] == [
+        "airflow pools import pools.json"
+    ]
+    assert "gcloud refuses \"composer environments run ... pools\" for Airflow 3.3.0 and newer" in result.stdout
+    assert "(this is 3.3.2)" in result.stdout
+    pool_doc = (stub.team.repo / "docs" / "deploy.md").read_text().split("## The pool")[1].split("\n## ")[0]
+    assert "storage data import" not in pool_doc
+    assert "pools import --" not in pool_doc
+    assert "refuses `gcloud composer environments run ... pools`" in pool_doc
+
+
 @pytest.mark.parametrize("args", [[], ["deploy-everything"], ["--tag"]])
 def test_a_wrong_command_line_prints_the_usage_and_calls_nothing(
     args: list[str], stub_for: Callable[[str], GcloudStub]

@@ -64,16 +64,16 @@ def config_of(team: Team) -> dict[str, Any]:
     return yaml.safe_load((team.repo / "cloudbuild.yaml").read_text())
 
 
-# --- Valid Cloud Build config, lint clean ---
-
-
-@pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
 def defaults_with_stub(team_of: Callable[[str], Team], tmp_path: Path) -> tuple[Team, dict, GcloudStub]:
     """The default team repo, its cloudbuild.yaml and a gcloud stand-in for it."""
     team = team_of("defaults")
     return team, config_of(team), GcloudStub.create(tmp_path, team)
 
 
+# --- Valid Cloud Build config, lint clean ---
+
+
+@pytest.mark.parametrize("case", ["defaults", "af3-service-connector-image"])
 def test_cloudbuild_yaml_is_valid_for_cloud_build_and_yamllint_strict(
     case: str, team_of: Callable[[str], Team]
 ) -> None:

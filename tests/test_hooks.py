@@ -135,4 +135,4 @@ def test_a_repo_rendered_from_a_git_url_fetches_its_hooks(template_releases, tmp
              "PRE_COMMIT_HOME": str(tmp_path / "pre-commit")},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("Passed") == 3
+    assert result.stdout.count("Passed") == len(ours["hooks"])

@@ -40,6 +40,9 @@ DAGS_OBJECT_PREFIX=dags/team_c/
 DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
 HEALTH_PATH=/health
 POOL_NAME=team_c_pool
+AIRFLOW_VERSION=3.3.2
+# gcloud refuses `composer environments run ... pools` for Airflow 3.3.0 and newer.
+COMPOSER_POOLS_RUN_WORKS=false
 
 # --- Plain bash from here on ---
 if [[ "$TARGET" == worker-pool ]]; then
@@ -444,12 +447,19 @@ do_status() {
 }
 
 do_pools() {
-  local env_name="${COMPOSER_ENVIRONMENT:-ENVIRONMENT}" location="${COMPOSER_LOCATION:-LOCATION}"
-  local project="${COMPOSER_PROJECT:-$PROJECT}"
   printf '# Create the pool %s on the central site, next to a copy of pools.json:\n' "$POOL_NAME"
   quoted_command airflow pools import pools.json
   printf '%s\n' "$LINE"
-  printf '# Or, on Cloud Composer (set COMPOSER_ENVIRONMENT, COMPOSER_LOCATION and COMPOSER_PROJECT to fill these in):\n'
+  if [[ "$COMPOSER_POOLS_RUN_WORKS" != "true" ]]; then
+    printf '# Cloud Composer: gcloud refuses "composer environments run ... pools" for Airflow 3.3.0 and newer\n'
+    printf '# (this is %s): create the pool in the Airflow UI (Admin > Pools) with the name and slots of pools.json.\n' \
+      "$AIRFLOW_VERSION"
+    return
+  fi
+  local env_name="${COMPOSER_ENVIRONMENT:-ENVIRONMENT}" location="${COMPOSER_LOCATION:-LOCATION}"
+  local project="${COMPOSER_PROJECT:-$PROJECT}"
+  printf '# Or, on Cloud Composer (whether it can run the EdgeExecutor is not confirmed: see central/README.md;\n'
+  printf '# set COMPOSER_ENVIRONMENT, COMPOSER_LOCATION and COMPOSER_PROJECT to fill these in):\n'
   quoted_command gcloud composer environments storage data import "--project=${project}" "--environment=${env_name}" \
     "--location=${location}" --source=pools.json
   printf '%s\n' "$LINE"

@@ -5,10 +5,13 @@
 # container defaults, so the same script runs unchanged outside a container.
 #
 # Shutdown: Cloud Run sends SIGTERM, then SIGKILL 10 s later. This script forwards
-# SIGTERM to the worker, and EDGE_TASK_GRACE_SECONDS later kills the task processes
-# still running (an Airflow 3 task ignores SIGTERM but for its on_kill hook). Their
-# supervisors report them failed (the DAG defaults' retries run them again), the
-# worker reports itself offline and exits, all before the SIGKILL. See README.md.
+# SIGTERM to the worker (which terminates its running tasks; it does not drain), and
+# EDGE_TASK_GRACE_SECONDS later, or as soon as the worker has exited, kills the task
+# processes still running (an Airflow 3 task answers SIGTERM only with its on_kill
+# hook). This script is a child subreaper, so a task whose supervisor died on SIGTERM
+# (task SDK 1.0/1.1) is re-parented to it, not to init, and is found too. The tasks are
+# reported failed (the DAG defaults' retries run them again), the worker reports itself
+# offline and exits, all before the SIGKILL. See README.md.
 set -euo pipefail
 
 log() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
@@ -18,6 +21,13 @@ script_dir="${BASH_SOURCE[0]%/*}"
 [[ "$script_dir" != "${BASH_SOURCE[0]}" ]] || script_dir=.
 EDGE_HOME="${EDGE_HOME:-$script_dir}"
 EDGE_PYTHON="${EDGE_PYTHON:-python3}"
+
+# Become a child subreaper first (prctl, through one short Python start that execs this
+# script again, same PID): task processes whose supervisor dies are then re-parented to
+# this script rather than to init, and end_tasks finds them below it.
+if [[ -z "${EDGE_SUBREAPER:-}" ]]; then
+  exec "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" subreaper "$BASH" "${BASH_SOURCE[0]}" "$@"
+fi
 EDGE_RUN_DIR="${EDGE_RUN_DIR:-${AIRFLOW_HOME:-/opt/airflow}/run}"
 EDGE_API_WAIT_SECONDS="${EDGE_API_WAIT_SECONDS:-60}"
 EDGE_EXIT_DELAY_SECONDS="${EDGE_EXIT_DELAY_SECONDS:-3}"
@@ -57,6 +67,12 @@ stop_helpers() {
 }
 trap stop_helpers EXIT
 
+# Kill the task processes still running below this script (the worker and its direct
+# children, the task supervisors, are spared while the worker lives; so is the health server).
+end_tasks() {
+  "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$$" "$worker_pid" ${health_pid:+"$health_pid"} || true
+}
+
 # shellcheck disable=SC2329  # invoked by the TERM and INT traps
 on_signal() {
   if [[ "$shutting_down" == "true" ]]; then
@@ -66,7 +82,7 @@ on_signal() {
   if [[ -n "$worker_pid" ]]; then
     log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried"
     kill -TERM "$worker_pid" 2>/dev/null || true
-    (sleep "$EDGE_TASK_GRACE_SECONDS" && "$EDGE_PYTHON" "$EDGE_HOME/startup.py" end-tasks "$worker_pid") &
+    (sleep "$EDGE_TASK_GRACE_SECONDS" && end_tasks) &
     reaper_pid=$!
   else
     log "received $1 before the worker started: exiting"
@@ -84,10 +100,12 @@ if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
 fi
 
 # One Python start for three things: the installed Airflow major, a name unique to this
-# instance (the key of the central worker table) and a bounded wait for the Edge API.
+# instance (the key of the central worker table) and a bounded wait for the Edge API and,
+# on Airflow 3, the Execution API its tasks call.
 prepared="$("$EDGE_PYTHON" "$EDGE_HOME/startup.py" prepare \
-  "$EDGE_WORKER_NAME_PREFIX" "$AIRFLOW__EDGE__API_URL" "$EDGE_API_WAIT_SECONDS")" \
-  || die "the Edge API cannot be reached; check the URL, the network mode and that [edge] api_enabled = True on the central site."
+  "$EDGE_WORKER_NAME_PREFIX" "$AIRFLOW__EDGE__API_URL" "$EDGE_API_WAIT_SECONDS" \
+  "${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-}")" \
+  || die "the central site cannot be reached at the URL named above; check it, the network mode, that [edge] api_enabled = True and that /edge_worker/ and /execution/ reach its api-server."
 read -r airflow_major worker_name <<< "$prepared"
 worker_name="${EDGE_WORKER_NAME:-$worker_name}"
 log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDGE_WORKER_CONCURRENCY}"
@@ -113,6 +131,14 @@ status=0
 while kill -0 "$worker_pid" 2>/dev/null; do
   wait "$worker_pid" && status=0 || status=$?
 done
+
+# Task processes that outlived the worker (their supervisor died on SIGTERM) end now.
+if [[ -n "$reaper_pid" ]]; then
+  kill "$reaper_pid" 2>/dev/null || true
+  wait "$reaper_pid" 2>/dev/null || true
+  reaper_pid=""
+fi
+end_tasks
 
 if [[ "$shutting_down" == "true" ]]; then
   log "worker ${worker_name} stopped (exit ${status})"

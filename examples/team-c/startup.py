@@ -1,16 +1,25 @@
 """Start-up steps of the Edge worker container (stdlib only; one Python start).
 
-    python3 startup.py prepare PREFIX RPCAPI_URL SECONDS
-        Print "<airflow major> <worker name>" once GET <api base>/health answers 200,
-        waiting at most SECONDS (exit 1 with one line on stderr otherwise).
+    python3 startup.py prepare PREFIX RPCAPI_URL SECONDS [EXECUTION_API_URL]
+        Print "<airflow major> <worker name>" once GET <api base>/health answers 200
+        and, on Airflow 3, GET <execution api>/health too (EXECUTION_API_URL, or what edge3
+        derives from RPCAPI_URL), waiting at most SECONDS in all (exit 1 with one line on
+        stderr naming the URL that did not answer).
         The name is PREFIX-<10 hex>, unique to this instance: the suffix is derived
         from the Cloud Run instance id (metadata server), random where there is none.
         The name is the key of the central worker table, so two live instances must
         never share it.
 
-    python3 startup.py end-tasks WORKER_PID
-        SIGKILL the task processes under the worker (its grandchildren and below),
-        so that their supervisors report them failed before Cloud Run's SIGKILL.
+    python3 startup.py end-tasks ENTRYPOINT_PID WORKER_PID [SPARED_PID...]
+        SIGKILL the task processes below the entrypoint: every descendant of
+        ENTRYPOINT_PID but the worker, its direct children (the task supervisors, which
+        then report their task failed) while it lives, the SPARED_PIDs and this command.
+        A task whose supervisor died is re-parented to the entrypoint (a child
+        subreaper), so it is found too.
+
+    python3 startup.py subreaper PROGRAM [ARGS...]
+        Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across
+        exec), then exec PROGRAM ARGS (a full path) with EDGE_SUBREAPER=1 in its environment.
 """
 
 from __future__ import annotations
@@ -51,15 +60,19 @@ def health_url(rpcapi_url: str) -> str:
     return rpcapi_url.removesuffix("/rpcapi") + "/health"
 
 
-def wait_for_api(rpcapi_url: str, seconds: float) -> bool:
-    url = health_url(rpcapi_url)
-    deadline = time.monotonic() + seconds
+def execution_api_url(rpcapi_url: str, configured: str) -> str:
+    """[core] execution_api_server_url, or what edge3 derives from [edge] api_url when it is unset."""
+    return configured or rpcapi_url.replace("edge_worker/v1/rpcapi", "execution")
+
+
+def wait_for(what: str, url: str, deadline: float, seconds: float) -> bool:
+    """Poll GET url until it answers 200 or the deadline passes (one try at least)."""
     last_error = "no answer"
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - URL validated at render time
                 if response.status == 200:
-                    print(f"startup: Edge API is up at {url}", file=sys.stderr)
+                    print(f"startup: {what} is up at {url}", file=sys.stderr)
                     return True
                 last_error = f"HTTP {response.status}"
         except urllib.error.HTTPError as error:
@@ -67,47 +80,50 @@ def wait_for_api(rpcapi_url: str, seconds: float) -> bool:
         except (OSError, ValueError) as error:
             last_error = str(getattr(error, "reason", error))
         if time.monotonic() >= deadline:
-            print(
-                f"startup: Edge API not reachable at {url} after {seconds:g} s ({last_error})",
-                file=sys.stderr,
-            )
+            print(f"startup: {what} not reachable at {url} after {seconds:g} s ({last_error})", file=sys.stderr)
             return False
         time.sleep(1)
 
 
-def parent_pids() -> dict[int, int]:
-    """pid -> parent pid, for every process visible in /proc."""
-    parents = {}
+def wait_for_api(rpcapi_url: str, seconds: float, execution_url: str | None = None) -> bool:
+    deadline = time.monotonic() + seconds
+    if not wait_for("Edge API", health_url(rpcapi_url), deadline, seconds):
+        return False
+    if execution_url is None:
+        return True
+    return wait_for("Execution API", execution_url.rstrip("/") + "/health", deadline, seconds)
+
+
+def children_of() -> dict[int, list[int]]:
+    """parent pid -> child pids, for every process visible in /proc."""
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name may hold spaces and parentheses: split after the last ')'.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    return parents
+    return children
 
 
-def task_processes(worker_pid: int) -> list[int]:
-    """The worker's descendants below its children: the task processes, not their supervisors."""
-    parents = parent_pids()
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
+def task_processes(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> list[int]:
+    """The entrypoint's descendants but the worker, its children while it lives, the spared and us."""
+    children = children_of()
+    keep = {entrypoint_pid, worker_pid, os.getpid(), os.getppid(), *spared}
+    if Path(f"/proc/{worker_pid}").exists():
+        keep.update(children.get(worker_pid, []))
     found: list[int] = []
-    level = children.get(worker_pid, [])
-    depth = 1
+    level = children.get(entrypoint_pid, [])
     while level:
-        if depth >= 2:
-            found += level
+        found += [pid for pid in level if pid not in keep]
         level = [child for pid in level for child in children.get(pid, [])]
-        depth += 1
     return found
 
 
-def end_tasks(worker_pid: int) -> int:
+def end_tasks(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> int:
     ended = 0
-    for pid in task_processes(worker_pid):
+    for pid in task_processes(entrypoint_pid, worker_pid, spared):
         try:
             os.kill(pid, signal.SIGKILL)
             ended += 1
@@ -116,6 +132,24 @@ def end_tasks(worker_pid: int) -> int:
     if ended:
         print(f"startup: ended {ended} task process(es) still running after SIGTERM", file=sys.stderr)
     return ended
+
+
+def subreaper(argv: list[str]) -> None:
+    """Become a child subreaper, then exec argv (never returns)."""
+    import ctypes
+
+    pr_set_child_subreaper = 36  # <linux/prctl.h>
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        failed = libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0
+        reason = f"errno {ctypes.get_errno()}"
+    except (AttributeError, OSError) as error:  # no prctl: not Linux
+        failed, reason = True, str(error)
+    if failed:
+        print(f"startup: cannot become a child subreaper ({reason}): task processes whose supervisor "
+              "dies are re-parented to init", file=sys.stderr)
+    os.environ["EDGE_SUBREAPER"] = "1"
+    os.execv(argv[0], argv)  # noqa: S606 - bash running the entrypoint script again
 
 
 def airflow_major() -> str:
@@ -129,15 +163,18 @@ def airflow_major() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 4 and argv[0] == "prepare":
+    if len(argv) in (4, 5) and argv[0] == "prepare":
         major, name = airflow_major(), worker_name(argv[1])
-        if not wait_for_api(argv[2], float(argv[3])):
+        execution_url = execution_api_url(argv[2], argv[4] if len(argv) == 5 else "") if major != "2" else None
+        if not wait_for_api(argv[2], float(argv[3]), execution_url):
             return 1
         print(major, name)
         return 0
-    if len(argv) == 2 and argv[0] == "end-tasks":
-        end_tasks(int(argv[1]))
+    if len(argv) >= 3 and argv[0] == "end-tasks":
+        end_tasks(int(argv[1]), int(argv[2]), {int(pid) for pid in argv[3:]})
         return 0
+    if len(argv) >= 2 and argv[0] == "subreaper":
+        subreaper(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from support import harness
 from support.dags import PROBE_DAG, SLOW_DAG
-from support.sites import TRACKS, Site, running_central_site
+from support.sites import ALL_TRACKS, TRACKS, Site, running_central_site
 from support.templates import render
 
 
@@ -18,7 +18,7 @@ def edge_secret() -> str:
     return secrets.token_urlsafe(64)
 
 
-@pytest.fixture(scope="session", params=sorted(TRACKS))
+@pytest.fixture(scope="session", params=ALL_TRACKS)
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, edge_secret: str) -> Iterator[Site]:
     track = TRACKS[request.param]
     if track.postgres and harness.postgres_bin() is None:
@@ -31,10 +31,14 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         "job_poll_interval": 1,
         "heartbeat_interval": 5,
         "dags_source": "image",
+        **dict(track.answers),
     }
+    if track.airflow_version.startswith("3."):
+        common["dag_bundle_name"] = track.bundle
     team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
     team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
     (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
     (team_c / "dags" / "team_c" / "probe_dag.py").write_text(PROBE_DAG)
     with running_central_site(track, root, port, edge_secret, [team_c, team_a], root / "logs") as central:
-        yield Site(track, central, central.venv, team_c, team_a, root / "logs", edge_secret)
+        answers = {"team_name": "team-c", "deployment_target": track.team_c_target, **common}
+        yield Site(track, central, central.venv, team_c, team_a, root / "logs", edge_secret, answers)

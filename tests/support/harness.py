@@ -74,24 +74,66 @@ def dockerfile_pip_args(repo: Path) -> list[str]:
     return out
 
 
-def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
-    """A venv with what the rendered Dockerfile installs (plus `extra`), cached by its pins."""
+@dataclass(frozen=True)
+class ResolveAsOf:
+    """Resolve a venv as the image of an older release was: nothing uploaded after `date`,
+    except the packages in `later` (name -> date), which need newer releases."""
+
+    date: str
+    later: dict[str, str] = field(default_factory=dict)
+
+    def uv_args(self) -> list[str]:
+        args = ["--exclude-newer", self.date]
+        for name, date in sorted(self.later.items()):
+            args += ["--exclude-newer-package", f"{name}={date}"]
+        return args
+
+
+def uv() -> str:
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not found:
+        raise HarnessError("uv is missing: install requirements-dev.txt (python3 scripts/dev.py test does)")
+    return found
+
+
+def airflow_venv(repo: Path, extra: tuple[str, ...] = (), resolve_as_of: ResolveAsOf | None = None) -> Path:
+    """A venv with what the rendered Dockerfile installs (plus `extra`), cached by its pins.
+
+    With `resolve_as_of`, uv resolves it as of that date; the resolved set is written to
+    pip-freeze.txt in the venv (its path is printed)."""
     args = dockerfile_pip_args(repo)
     requirements = (repo / "requirements.txt").read_text()
-    key_source = json.dumps(
-        [sys.version_info[:2], [a for a in args if a != str(repo / "requirements.txt")], requirements, extra]
-    )
+    key_parts: list[Any] = [
+        sys.version_info[:2], [a for a in args if a != str(repo / "requirements.txt")], requirements, extra
+    ]
+    if resolve_as_of is not None:
+        key_parts.append(resolve_as_of.uv_args())
+    key_source = json.dumps(key_parts)
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     path = CACHE / "venvs" / key
+    freeze = path / "pip-freeze.txt"
     if (path / ".complete").exists():
+        if freeze.exists():
+            print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
         return path
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     venv.EnvBuilder(with_pip=True).create(path)
-    pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
-    result = subprocess.run([*pip, *args, *extra], capture_output=True, text=True, check=False)
+    python = str(path / "bin" / "python")
+    if resolve_as_of is None:
+        install = [python, "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+    else:
+        install = [uv(), "pip", "install", "--quiet", "--python", python, *resolve_as_of.uv_args()]
+    started = time.monotonic()
+    result = subprocess.run([*install, *args, *extra], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise HarnessError(f"pip install {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+        raise HarnessError(f"{' '.join(install[:3])} install {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    if resolve_as_of is not None:
+        frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True,
+                                check=True)
+        freeze.write_text(frozen.stdout)
+        print(f"e2e: venv {path} resolved as of {resolve_as_of.date} in {time.monotonic() - started:.0f} s; "
+              f"resolved set in {freeze}", file=sys.stderr)
     (path / ".complete").write_text(key_source)
     return path
 
@@ -257,7 +299,7 @@ class CentralSite:
     def dags(self) -> Path:
         return self.home / "dags"
 
-    def configure(self, central_env: dict[str, str]) -> None:
+    def configure(self, central_env: dict[str, str], bundle: str = "dags-folder") -> None:
         secret_var = (
             "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if self.airflow_major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
         )
@@ -280,6 +322,13 @@ class CentralSite:
             "AIRFLOW__EDGE__API_URL": self.api_url,
             secret_var: self.secret,
         }
+        if self.airflow_major == 3 and bundle != "dags-folder":
+            # The central DAG folder served as an unversioned local bundle of another name.
+            self.env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([{
+                "name": bundle,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(self.dags)},
+            }])
         if self.db is not None:
             self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.db.url
         else:
@@ -453,6 +502,10 @@ def descendants(pid: int) -> list[int]:
         found += level
         level = [child for p in level for child in children.get(p, [])]
     return found
+
+
+def all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*")]
 
 
 def cmdline(pid: int) -> str:

@@ -102,6 +102,10 @@ class MatrixCase:
 
 
 # (question, bad value, other answers, a phrase of the rule the error must state)
+AF3 = {"airflow_version": "3.3.2"}
+SHARED_NETWORK = "projects/acme-net-host/global/networks/shared-vpc"
+SHARED_SUBNET = "projects/acme-net-host/regions/us-central1/subnetworks/edge-subnet"
+
 BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("team_name", "Team_C", {}, "lowercase slug"),
     ("team_name", "team--c", {}, "single hyphens"),
@@ -181,4 +185,34 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("dags_bucket", "my-google-dags", {}, 'without "goog"'),
     ("dags_bucket_path", "../other-team", {}, "no '..' or leading '/'"),
     ("dags_bucket_path", "/abs", {}, "no '..' or leading '/'"),
+    # The central site's shape and the network (Airflow 3 DAG bundle, Execution API, Shared VPC).
+    ("dag_bundle_name", "team dags", AF3, "dag_bundle_name must be 1 to 250"),
+    ("dag_bundle_name", "team/dags", AF3, "dag_bundle_name must be 1 to 250"),
+    ("dag_bundle_name", "example_dags", AF3, "reserved by Airflow"),
+    ("execution_api_url", "http://airflow.example.com/execution", AF3, "http only for localhost"),
+    ("execution_api_url", "https://airflow.example.com/execution?x=1", AF3, "no query"),
+    ("execution_api_url", "https://airflow.example.com/execution/", AF3, "no trailing slash"),
+    ("execution_api_url", "https://u:p@airflow.example.com/execution", AF3, "no credentials"),
+    ("job_poll_interval", 6, AF3, "at most 5 on Airflow 3"),
+    ("vpc_network", "projects/Host/global/networks/vpc", {"network_mode": "direct-vpc"}, "vpc_network must be"),
+    ("vpc_network", "projects/acme-net-host/networks/vpc", {"network_mode": "direct-vpc"}, "vpc_network must be"),
+    ("vpc_subnet", "projects/acme-net-host/subnetworks/edge", {"network_mode": "direct-vpc"}, "vpc_subnet must be"),
+    (
+        "vpc_subnet",
+        "projects/acme-net-host/regions/us-east1/subnetworks/edge-subnet",
+        {"network_mode": "direct-vpc", "region": "us-central1", "vpc_network": SHARED_NETWORK},
+        "not in the worker's region us-central1",
+    ),
+    (
+        "vpc_subnet",
+        SHARED_SUBNET,
+        {"network_mode": "direct-vpc", "region": "us-central1", "vpc_network": "shared-vpc"},
+        "vpc_network must be its network there",
+    ),
+    (
+        "vpc_subnet",
+        "edge-subnet",
+        {"network_mode": "direct-vpc", "region": "us-central1", "vpc_network": SHARED_NETWORK},
+        "give vpc_subnet as its full name there",
+    ),
 ]

@@ -17,12 +17,36 @@ class Track:
     team_c_target: str
     team_a_target: str
     postgres: bool
+    # Airflow 3: the central site's DAG bundle that holds the teams' DAGs.
+    bundle: str = "dags-folder"
+    answers: tuple[tuple[str, object], ...] = ()
+    # Resolve the venv as of this date, like the image of that release (None: today).
+    resolve_as_of: harness.ResolveAsOf | None = None
 
 
 TRACKS = {
     "airflow2": Track("airflow2", "2.10.5", "service", "worker-pool", postgres=True),
-    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False),
+    # A central bundle named otherwise than Airflow's default "dags-folder".
+    "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False, bundle="team-dags"),
+    # The oldest Airflow 3 line with the newest edge3 that accepts it (task SDK 1.0: its
+    # supervisors die on SIGTERM without passing it on). Only the tests that name it run here.
+    "airflow3.0": Track(
+        "airflow3.0", "3.0.6", "worker-pool", "service", postgres=False,
+        answers=(("python_version", "3.11"), ("edge_provider_version", "5.1.0")),
+        resolve_as_of=harness.ResolveAsOf(
+            # Airflow 3.0.6's release: what its image holds. edge3 5.1.0 and what it requires
+            # newer than that date are taken as of edge3 5.1.0's release.
+            "2025-09-05",
+            {name: "2026-10-25" for name in (
+                "apache-airflow-providers-edge3", "apache-airflow-providers-common-compat", "aiohttp",
+                "retryhttp", "aiofiles",
+            )},
+        ),
+    ),
 }
+# Every e2e test runs on the main tracks; @pytest.mark.tracks(NAME, ...) names others instead.
+MAIN_TRACKS = ["airflow2", "airflow3"]
+ALL_TRACKS = [*MAIN_TRACKS, "airflow3.0"]
 
 
 @dataclass
@@ -34,6 +58,7 @@ class Site:
     team_a: Path
     logs: Path
     secret: str
+    answers: dict[str, object]
 
     def worker(self, repo: Path, name: str, **kwargs) -> harness.Worker:
         return harness.start_worker(repo, self.venv, kwargs.pop("secret", self.secret), self.logs, name, **kwargs)
@@ -80,12 +105,12 @@ def running_central_site(
     track: Track, root: Path, port: int, secret: str, teams: list[Path], logs: Path
 ) -> Iterator[harness.CentralSite]:
     """A central site of the track on `port`, configured from the first team's central/, serving every team's DAGs."""
-    venv_path = harness.airflow_venv(teams[0], extra=central_extra(track))
+    venv_path = harness.airflow_venv(teams[0], extra=central_extra(track), resolve_as_of=track.resolve_as_of)
     with ExitStack() as stack:
         db = stack.enter_context(harness.postgres()) if track.postgres else None
         major = int(track.airflow_version[0])
         central = harness.CentralSite(venv_path, root / "central", port, secret, major, db, logs)
-        central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"))
+        central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"), bundle=track.bundle)
         stack.callback(central.stop)
         central.migrate()
         for team in teams:
