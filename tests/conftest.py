@@ -74,6 +74,18 @@ def stub_for(tmp_path: Path, team_of: Callable[[str], Team]) -> Callable[[str], 
 
 
 @pytest.fixture
+def defaults_in(stub_for: Callable[[str], GcloudStub]) -> Callable[..., GcloudStub]:
+    """defaults_in(scenario, **changes): the stand-in for the default team repo, in that world."""
+
+    def _in(scenario: str, **changes: Any) -> GcloudStub:
+        stub = stub_for("defaults")
+        stub.load(scenario, **changes)
+        return stub
+
+    return _in
+
+
+@pytest.fixture
 def committed_team(tmp_path: Path, render_to: Callable[..., Path]) -> Team:
     """A fresh default team repo, committed to git as the copier message says to."""
     repo = render_to(MATRIX["defaults"], name="team-c")

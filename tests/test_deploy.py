@@ -109,6 +109,21 @@ DEFAULTS_ALL = [
      "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh"],
 ]  # fmt: skip
 
+# What every deploy passes for the worker's settings and secret, and a service's probes.
+WORKER_ENV = ["--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest"]
+SERVICE_PROBES = [
+    "--startup-probe=httpGet.path=/health,initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,failureThreshold=24",
+    "--liveness-probe=httpGet.path=/health,periodSeconds=30,timeoutSeconds=5,failureThreshold=3",
+]
+
+
+def service_flags(min_instances: int, max_instances: int) -> list[str]:
+    """What every service deploy passes between its service account and its network (1 CPU, 2Gi)."""
+    return [*WORKER_ENV, "--cpu=1", "--memory=2Gi", "--execution-environment=gen2", "--no-cpu-throttling",
+            f"--min-instances={min_instances}", f"--max-instances={max_instances}", "--ingress=internal",
+            "--no-allow-unauthenticated", *SERVICE_PROBES]
+
+
 # The deploy command of each other answer set: both targets, every network_mode.
 DEPLOY_COMMANDS = {
     "af3-pool-directvpc-gcs": [
@@ -128,12 +143,7 @@ DEPLOY_COMMANDS = {
         "gcloud", "run", "deploy", "ml-platform-edge-worker", "--project=my-gcp-project", "--region=europe-west1",
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/ml-platform-edge-worker:abc1234",
         "--service-account=ml-platform-edge@my-gcp-project.iam.gserviceaccount.com",
-        "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
-        "--cpu=1", "--memory=2Gi", "--execution-environment=gen2", "--no-cpu-throttling",
-        "--min-instances=1", "--max-instances=1", "--ingress=internal", "--no-allow-unauthenticated",
-        "--startup-probe=httpGet.path=/health,initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,"
-        "failureThreshold=24",
-        "--liveness-probe=httpGet.path=/health,periodSeconds=30,timeoutSeconds=5,failureThreshold=3",
+        *service_flags(1, 1),
         "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
         "mount-options=only-dir=dags/ml_platform",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/ml_platform",
@@ -143,12 +153,7 @@ DEPLOY_COMMANDS = {
         "gcloud", "run", "deploy", "team-b-edge-worker", "--project=my-gcp-project", "--region=europe-west1",
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-b-edge-worker:abc1234",
         "--service-account=team-b-edge@my-gcp-project.iam.gserviceaccount.com",
-        "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
-        "--cpu=1", "--memory=2Gi", "--execution-environment=gen2", "--no-cpu-throttling",
-        "--min-instances=2", "--max-instances=4", "--ingress=internal", "--no-allow-unauthenticated",
-        "--startup-probe=httpGet.path=/health,initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,"
-        "failureThreshold=24",
-        "--liveness-probe=httpGet.path=/health,periodSeconds=30,timeoutSeconds=5,failureThreshold=3",
+        *service_flags(2, 4),
         "--network=default", "--subnet=default", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-b,managed-by=deploy-sh",
     ],
@@ -156,12 +161,7 @@ DEPLOY_COMMANDS = {
         "gcloud", "run", "deploy", "team-c-edge-worker", "--project=my-gcp-project", "--region=europe-west1",
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-c-edge-worker:abc1234",
         f"--service-account={SA}",
-        "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
-        "--cpu=1", "--memory=2Gi", "--execution-environment=gen2", "--no-cpu-throttling",
-        "--min-instances=1", "--max-instances=3", "--ingress=internal", "--no-allow-unauthenticated",
-        "--startup-probe=httpGet.path=/health,initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,"
-        "failureThreshold=24",
-        "--liveness-probe=httpGet.path=/health,periodSeconds=30,timeoutSeconds=5,failureThreshold=3",
+        *service_flags(1, 3),
         "--vpc-connector=edge-connector", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh",
     ],
@@ -358,10 +358,9 @@ def test_everything_exists_is_what_a_first_run_leaves_behind(
 
 
 def test_in_a_project_where_everything_exists_all_only_reads_then_rolls_out(
-    stub_for: Callable[[str], GcloudStub],
+    defaults_in: Callable[..., GcloudStub],
 ) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
+    stub = defaults_in("everything-exists")
 
     result = stub.run("--tag", TAG, "all")
 
@@ -467,10 +466,9 @@ def test_without_gcloud_on_path_it_says_so_and_runs_nothing(team_of: Callable[[s
 
 
 def test_a_run_that_fails_half_way_stops_there_and_a_rerun_completes_it(
-    stub_for: Callable[[str], GcloudStub],
+    defaults_in: Callable[..., GcloudStub],
 ) -> None:
-    stub = stub_for("defaults")
-    stub.load("fails-half-way")
+    stub = defaults_in("fails-half-way")
     enable, repository_create, sa_create = DEFAULTS_ALL[4], DEFAULTS_ALL[6], DEFAULTS_ALL[8]
     assert [argv[1:4] for argv in (enable, repository_create, sa_create)] == [
         ["services", "enable", "artifactregistry.googleapis.com"],
@@ -573,40 +571,33 @@ def test_the_default_tag_is_the_commit_and_says_when_the_tree_is_dirty(committed
     assert dirty.plan()[-1][-2] == f"--substitutions=_TAG={sha}-dirty,_DEPLOY=false"
 
 
-def test_without_a_commit_or_tag_build_refuses_before_any_call(stub_for: Callable[[str], GcloudStub]) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("build",), "deploy.sh: ERROR: cannot choose an image tag: this folder has no git commit (git init && git "
+                     "add -A && git commit), or pass --tag TAG."),
+        (("--tag", "-bad tag", "deploy"), "deploy.sh: ERROR: --tag -bad tag is not a Docker tag: 1 to 128 letters, "
+                                          "digits, '_', '.', '-', not starting with '.' or '-'."),
+    ],
+    ids=["no-commit-no-tag", "tag-docker-refuses"],
+)
+def test_an_image_tag_it_cannot_use_is_refused_before_any_call(
+    args: tuple[str, ...], line: str, defaults_in: Callable[..., GcloudStub]
+) -> None:
+    stub = defaults_in("everything-exists")
 
-    result = stub.run("build")
-
-    assert result.returncode == 1
-    assert result.error_lines() == [
-        "deploy.sh: ERROR: cannot choose an image tag: this folder has no git commit (git init && git add -A && "
-        "git commit), or pass --tag TAG."
-    ]
-    assert result.calls == []
-
-
-def test_a_tag_that_docker_refuses_is_refused_before_any_call(stub_for: Callable[[str], GcloudStub]) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
-
-    result = stub.run("--tag", "-bad tag", "deploy")
+    result = stub.run(*args)
 
     assert result.returncode == 1
-    assert result.error_lines() == [
-        "deploy.sh: ERROR: --tag -bad tag is not a Docker tag: 1 to 128 letters, digits, '_', '.', '-', "
-        "not starting with '.' or '-'."
-    ]
+    assert result.error_lines() == [line]
     assert result.calls == []
 
 
 # --- The other subcommands ---
 
 
-def test_deploy_alone_checks_then_rolls_out_the_given_image(stub_for: Callable[[str], GcloudStub]) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists", tag="v2")
+def test_deploy_alone_checks_then_rolls_out_the_given_image(defaults_in: Callable[..., GcloudStub]) -> None:
+    stub = defaults_in("everything-exists", tag="v2")
 
     result = stub.run("--tag=v2", "deploy")
 
@@ -625,9 +616,8 @@ def test_dags_with_the_dags_baked_into_the_image_syncs_nothing(stub_for: Callabl
     assert "baked into the image" in result.stderr
 
 
-def test_status_describes_the_worker_pool(stub_for: Callable[[str], GcloudStub]) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
+def test_status_describes_the_worker_pool(defaults_in: Callable[..., GcloudStub]) -> None:
+    stub = defaults_in("everything-exists")
 
     result = stub.run("status")
 
@@ -703,10 +693,9 @@ def test_pools_prints_no_composer_command_where_gcloud_refuses_it(stub_for: Call
 
 @pytest.mark.parametrize("args", [[], ["deploy-everything"], ["--tag"]])
 def test_a_wrong_command_line_prints_the_usage_and_calls_nothing(
-    args: list[str], stub_for: Callable[[str], GcloudStub]
+    args: list[str], defaults_in: Callable[..., GcloudStub]
 ) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
+    stub = defaults_in("everything-exists")
 
     result = stub.run(*args)
 
@@ -715,9 +704,8 @@ def test_a_wrong_command_line_prints_the_usage_and_calls_nothing(
     assert result.calls == []
 
 
-def test_it_runs_from_any_folder(stub_for: Callable[[str], GcloudStub], tmp_path: Path) -> None:
-    stub = stub_for("defaults")
-    stub.load("nothing-exists")
+def test_it_runs_from_any_folder(defaults_in: Callable[..., GcloudStub], tmp_path: Path) -> None:
+    stub = defaults_in("nothing-exists")
 
     result = stub.run("--tag", TAG, "all", cwd=tmp_path)
 
@@ -805,10 +793,9 @@ def test_setup_replaces_a_bucket_wide_read_grant_with_the_team_prefix_one(
 
 
 def test_the_stand_in_refuses_a_bucket_binding_without_condition_once_the_policy_has_conditions(
-    stub_for: Callable[[str], GcloudStub],
+    defaults_in: Callable[..., GcloudStub],
 ) -> None:
-    stub = stub_for("defaults")
-    stub.load("everything-exists")
+    stub = defaults_in("everything-exists")
 
     result = stub.run_shell(
         "gcloud storage buckets add-iam-policy-binding gs://my-gcp-project-airflow-dags --project=my-gcp-project"

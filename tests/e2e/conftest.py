@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from support import harness
 from support.dags import PROBE_DAG, SLOW_DAG
-from support.sites import ALL_TRACKS, TRACKS, Site, running_central_site
+from support.sites import ALL_TRACKS, MAIN_TRACKS, TRACKS, Site, running_central_site
 from support.templates import render
 
 
@@ -16,6 +16,21 @@ from support.templates import render
 def edge_secret() -> str:
     # Made at run time, never written to a file: the hygiene test looks for it everywhere.
     return secrets.token_urlsafe(64)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The site fixture is parametrized over every track; a test runs on the main tracks, or on
+    those its @pytest.mark.tracks(NAME, ...) names. The rest are deselected (not skipped)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        track = callspec.params.get("site") if callspec else None
+        marker = item.get_closest_marker("tracks")
+        wanted = marker.args if marker else MAIN_TRACKS
+        (keep if track is None or track in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=ALL_TRACKS)

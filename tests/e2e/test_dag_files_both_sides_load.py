@@ -50,19 +50,10 @@ with DAG(dag_id="team_c_deferring", default_args=team_default_args(), schedule=N
 @pytest.fixture(scope="module")
 def pandas_team(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Team c rendered with pandas in python_deps, with the new DAG files in its dags/ and at the central site."""
-    track = site.track
     repo = render(
         tmp_path_factory.mktemp("pandas-team") / "team-c",
-        {
-            "team_name": "team-c",
-            "deployment_target": track.team_c_target,
-            "airflow_version": track.airflow_version,
-            "edge_api_url": site.central.api_url,
-            "job_poll_interval": 1,
-            "heartbeat_interval": 5,
-            "dags_source": "image",
-            "python_deps": [PANDAS],
-        },
+        # The site's own team-c answers (its DAG bundle among them), with pandas for the tasks.
+        {**site.answers, "python_deps": [PANDAS]},
     )
     files = {"report_safe.py": SAFE_PANDAS_DAG, "report.py": MODULE_LEVEL_PANDAS_DAG}
     if site.central.airflow_major == 3:

@@ -55,15 +55,8 @@ def files_under(folder: Path) -> list[str]:
 
 
 def test_a_team_task_sees_only_its_team_dags_and_can_read_the_shared_secret(site: Site, tmp_path: Path) -> None:
-    answers = {
-        "team_name": "team-c",
-        "deployment_target": site.track.team_c_target,
-        "airflow_version": site.track.airflow_version,
-        "edge_api_url": site.central.api_url,
-        "job_poll_interval": 1,
-        "heartbeat_interval": 5,
-        "dags_source": "gcs-volume",
-    }
+    # The site's own team-c answers (its DAG bundle among them), with the DAGs from a bucket.
+    answers = {**site.answers, "dags_source": "gcs-volume"}
     repo = render(tmp_path / "team-c-gcs", answers)
     flags = deploy_volume_flags(repo)
     bucket_path = yaml.safe_load((repo / ".copier-answers.yml").read_text())["dags_bucket_path"]
