@@ -43,9 +43,11 @@ def problems(answers: dict[str, object]) -> list[str]:
     if dockerfile.exists():
         text = dockerfile.read_text()
         base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE)
-        # The tag follows the versions (copier.yml computes base_image the same way).
+        # The tag follows the variant and the versions (copier.yml computes base_image_tag the
+        # same way); answers from before base_image_variant built the regular image.
         repository = answers.get("base_image_repository")
-        wanted_base = f"{repository}:{answers.get('airflow_version')}-python{answers.get('python_version')}"
+        slim = "slim-" if answers.get("base_image_variant") == "slim" else ""
+        wanted_base = f"{repository}:{slim}{answers.get('airflow_version')}-python{answers.get('python_version')}"
         expect("Dockerfile", "the base image", base.group(1) if base else None, "base_image_repository", wanted_base,
                hint=str(repository))
         for package, answer in (

@@ -67,7 +67,7 @@ def test_pins_hook_accepts_the_answers_own_pin(template_releases, team_repo, tmp
     ("file", "old", "new", "named"),
     [
         ("Dockerfile", '"apache-airflow==2.10.5"', '"apache-airflow==2.10.4"', "--data airflow_version=2.10.5`"),
-        ("Dockerfile", "FROM apache/airflow:2.10.5-python3.12", "FROM python:3.12",
+        ("Dockerfile", "FROM apache/airflow:slim-2.10.5-python3.12", "FROM python:3.12",
          "--data base_image_repository=apache/airflow`"),
         ("worker.env.yaml", 'EDGE_WORKER_QUEUES: "team_c_queue"', 'EDGE_WORKER_QUEUES: "other_queue"',
          "--data 'queues=[team_c_queue]'`"),

@@ -42,7 +42,7 @@ OTHER_ANSWERS = {
     "team_name": "team-c", "gcp_project_id": "my-gcp-project", "region": "europe-west1",
     "artifact_registry_repo": "airflow-edge", "edge_api_url": "https://airflow.example.com/edge_worker/v1/rpcapi",
     "airflow_version": "3.3.2", "python_version": "3.12", "edge_provider_version": "5.1.0",
-    "base_image_repository": "apache/airflow", "edge_secret_name": "airflow-edge-secret",
+    "base_image_variant": "slim", "base_image_repository": "apache/airflow", "edge_secret_name": "airflow-edge-secret",
     "queues": "[team_c_queue]", "pool_name": "team_c_pool", "pool_slots": 8, "python_deps": "[]",
     "central_python_deps": "[]", "execution_api_url": "https://airflow.example.com/execution",
     "dag_bundle_name": "dags-folder",

@@ -138,7 +138,8 @@ def test_dockerfile_pins_airflow_and_the_provider_to_the_central_site(matrix_rep
     dockerfile = (matrix_repo / "Dockerfile").read_text()
     assert dockerfile.startswith("# ")
     # The tag follows the versions, so that an upgrade moves the base image too.
-    base = f"{answers['base_image_repository']}:{answers['airflow_version']}-python{answers['python_version']}"
+    slim = "slim-" if answers["base_image_variant"] == "slim" else ""
+    base = f"{answers['base_image_repository']}:{slim}{answers['airflow_version']}-python{answers['python_version']}"
     assert f"FROM {base}\n" in dockerfile
     assert f'"apache-airflow=={answers["airflow_version"]}"' in dockerfile
     assert f'"apache-airflow-providers-edge3=={answers["edge_provider_version"]}"' in dockerfile

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support.templates import git, load_answers, snapshot_template, team_repo_at
+from support.templates import git, load_answers, render, snapshot_template, team_repo_at
 from support.upgrades import assert_built_for, upgrade
 
 # The question a release before base_image_repository asked (the FROM line kept its answer).
@@ -54,7 +55,7 @@ def release_with_base_image_question(tmp_path: Path) -> Path:
     template = snapshot_template(tmp_path / "edge-template")
     copier_yml = template / "copier.yml"
     today = copier_yml.read_text()
-    start = today.index("base_image_repository:\n")
+    start = today.index("base_image_variant:\n")
     end = today.index("secret_env_var:\n")
     copier_yml.write_text(today[:start] + OLD_BASE_IMAGE_QUESTION + today[end:])
     git(template, "commit", "-q", "-am", "v1.0.0 with base_image as a question")
@@ -65,7 +66,7 @@ def release_with_base_image_question(tmp_path: Path) -> Path:
     return template
 
 
-def test_a_mirror_answered_before_base_image_repository_is_kept_through_an_upgrade(
+def test_a_repo_rendered_before_base_image_repository_keeps_its_mirror_and_its_regular_image(
     release_with_base_image_question: Path, tmp_path: Path
 ) -> None:
     mirror = "europe-docker.pkg.dev/acme/mirror/apache/airflow"
@@ -79,4 +80,49 @@ def test_a_mirror_answered_before_base_image_repository_is_kept_through_an_upgra
     assert answers["_commit"] == "v2.0.0"
     assert answers["base_image_repository"] == mirror
     assert "base_image" not in answers
+    # The image it built before (the regular one) stays: slim would drop the providers its tasks may use.
+    assert answers["base_image_variant"] == "regular"
+    assert_built_for(repo, "3.3.2", "5.1.0", base=mirror, variant="regular")
+
+
+@pytest.fixture
+def release_before_base_image_variant(tmp_path: Path) -> Path:
+    """v1.0.0 builds FROM the regular image with no base_image_variant question; v2.0.0 is today's."""
+    template = snapshot_template(tmp_path / "edge-template")
+    copier_yml = template / "copier.yml"
+    today = copier_yml.read_text()
+    before = today[: today.index("base_image_variant:\n")] + today[today.index("base_image_repository:\n"):]
+    tag = re.search(r"^base_image_tag:\n(?:  .*\n)*?  default: .*\n", before, re.MULTILINE)
+    assert tag
+    before = before.replace(tag.group(0), 'base_image_tag:\n  type: str\n  when: false\n'
+                                          '  default: "{{ airflow_version }}-python{{ python_version }}"\n')
+    copier_yml.write_text(before)
+    git(template, "commit", "-q", "-am", "v1.0.0 before base_image_variant")
+    git(template, "tag", "-f", "v1.0.0")
+    copier_yml.write_text(today)
+    git(template, "commit", "-q", "-am", "v2.0.0")
+    git(template, "tag", "v2.0.0")
+    return template
+
+
+def test_a_repo_rendered_before_base_image_variant_keeps_the_regular_image(
+    release_before_base_image_variant: Path, tmp_path: Path
+) -> None:
+    repo = team_repo_at(release_before_base_image_variant, tmp_path / "team-c", "v1.0.0", {"airflow_version": "3.3.2"})
+    assert_built_for(repo, "3.3.2", "5.1.0", variant="regular")
+
+    result = subprocess.run([sys.executable, "-m", "copier", "update", "--defaults"], cwd=repo, capture_output=True,
+                            text=True, check=False, stdin=subprocess.DEVNULL)
+
+    assert result.returncode == 0, result.stderr
+    assert load_answers(repo)["base_image_variant"] == "regular"
+    assert_built_for(repo, "3.3.2", "5.1.0", variant="regular")
+
+
+def test_a_new_repo_starts_slim_even_with_its_mirror_given_on_the_command_line(tmp_path: Path) -> None:
+    mirror = "europe-docker.pkg.dev/acme/mirror/apache/airflow"
+    repo = render(tmp_path / "team-c", {"team_name": "team-c", "airflow_version": "3.3.2",
+                                        "base_image_repository": mirror})
+
+    assert load_answers(repo)["base_image_variant"] == "slim"
     assert_built_for(repo, "3.3.2", "5.1.0", base=mirror)

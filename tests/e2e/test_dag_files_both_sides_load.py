@@ -1,7 +1,7 @@
 """One DAG file, two environments: the central site without the team's packages, the worker with them.
 
 Team c's repo is rendered again with python_deps=["pandas==2.2.3"]: its worker venv comes
-from that Dockerfile's pip line (pandas included), while the central site keeps its venv,
+from that Dockerfile's install steps (pandas included), while the central site keeps its venv,
 the same pins without the team's requirements. A DAG written the safe way runs with pandas
 on the worker; the module-level variant is flagged by the check and is an import error on
 the central site. On Airflow 3 a deferrable sensor's trigger runs on a central triggerer.

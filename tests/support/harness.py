@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -24,13 +25,13 @@ import venv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 CACHE = Path(os.environ.get("EDGE_TEMPLATE_CACHE", Path.home() / ".cache" / "edge-template"))
-PIP_ARGS = re.compile(r'RUN pip install --no-cache-dir \\\n((?:\s+.+\\\n)*\s+.+)\n')
 
 
 class HarnessError(AssertionError):
@@ -58,35 +59,95 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float, interval: fl
 # --------------------------------------------------------------------------- venvs
 
 
-def dockerfile_pip_args(repo: Path) -> list[str]:
-    """The arguments of the rendered Dockerfile's `pip install`, with paths made local."""
-    match = PIP_ARGS.search((repo / "Dockerfile").read_text())
-    if not match:
-        raise HarnessError("no `RUN pip install --no-cache-dir` in the rendered Dockerfile")
-    args = [a.strip().rstrip("\\").strip().strip('"') for a in match.group(1).splitlines()]
-    args = [a for a in args if a]
-    out: list[str] = []
-    for arg in args:
-        if arg.startswith("-r "):
-            out += ["-r", str(repo / "requirements.txt")]
-        else:
-            out.append(arg)
-    return out
+PYPI_SIMPLE = "https://pypi.org/simple/apache-airflow/"
+
+
+def image_built(airflow_version: str) -> str:
+    """A day after apache-airflow `airflow_version`'s wheel reached PyPI (RFC 3339, from PyPI's
+    index): when its image was built, with the release and the packages it came with."""
+    request = urllib.request.Request(PYPI_SIMPLE, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    wheel = f"apache_airflow-{airflow_version}-py3-none-any.whl"
+    for file in files:
+        if file["filename"] == wheel and file.get("upload-time"):
+            uploaded = datetime.fromisoformat(file["upload-time"].replace("Z", "+00:00"))
+            return (uploaded + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise HarnessError(f"PyPI's index ({PYPI_SIMPLE}) lists no upload time for {wheel}")
 
 
 @dataclass(frozen=True)
-class ResolveAsOf:
-    """Resolve a venv as the image of an older release was: nothing uploaded after `date`,
-    except the packages in `later` (name -> date), which need newer releases."""
+class Image:
+    """What a FROM line's apache/airflow image holds, as far as a venv can model it: core
+    Airflow and its preinstalled providers (the slim image), resolved from what PyPI held
+    when that release was published, as the image was built then."""
 
-    date: str
-    later: dict[str, str] = field(default_factory=dict)
+    airflow_version: str
+    extra: tuple[str, ...] = ()
 
     def uv_args(self) -> list[str]:
-        args = ["--exclude-newer", self.date]
-        for name, date in sorted(self.later.items()):
-            args += ["--exclude-newer-package", f"{name}={date}"]
-        return args
+        return ["--exclude-newer", image_built(self.airflow_version), f"apache-airflow=={self.airflow_version}",
+                *self.extra]
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One RUN line of the rendered Dockerfile, with the image's paths made local."""
+
+    argv: tuple[str, ...]
+    output: str | None = None  # `> PATH`: where the step's stdout goes
+
+
+def dockerfile_steps(repo: Path) -> tuple[Image, list[BuildStep]]:
+    """The rendered Dockerfile's base image and its RUN steps, in order.
+
+    Only the steps the template writes are understood (uv pip install, uv pip freeze > FILE);
+    anything else fails here, so that the venv never silently differs from the image."""
+    text = re.sub(r"\\\n", " ", (repo / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    base = next((line.split()[1] for line in lines if line.startswith("FROM ")), None)
+    if base is None:
+        raise HarnessError("no FROM line in the rendered Dockerfile")
+    tag = base.rsplit(":", 1)[-1]
+    version = re.match(r"(?:slim-)?(\d+\.\d+\.\d+)-python", tag)
+    if version is None:
+        raise HarnessError(f"the FROM line's tag {tag!r} is not [slim-]<airflow>-python<python>")
+    steps = []
+    for line in lines:
+        if not line.startswith("RUN "):
+            continue
+        argv = shlex.split(line[4:])
+        output = None
+        if ">" in argv:
+            output = argv[argv.index(">") + 1]
+            argv = argv[: argv.index(">")]
+        if argv[:3] not in (["uv", "pip", "install"], ["uv", "pip", "freeze"]):
+            raise HarnessError(f"the harness does not know how to run this Dockerfile step: {line}")
+        steps.append(BuildStep(tuple(argv), output))
+    return Image(version.group(1)), steps
+
+
+def local_path(path: str, repo: Path, venv_path: Path) -> str:
+    """/opt/edge/<file> is the repo's file (COPY); /opt/airflow/<file> the venv's own."""
+    if path.startswith("/opt/edge/"):
+        return str(repo / path.removeprefix("/opt/edge/"))
+    if path.startswith("/opt/airflow/"):
+        return str(venv_path / path.removeprefix("/opt/airflow/"))
+    return path
+
+
+def run_build_step(
+    step: BuildStep, repo: Path, venv_path: Path, dry_run: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """A RUN step of the Dockerfile against the venv, as the image's uv would run it."""
+    argv = [uv(), *step.argv[1:3], "--python", str(venv_path / "bin" / "python")]
+    argv += [local_path(arg, repo, venv_path) for arg in step.argv[3:] if arg != "--no-cache"]
+    if dry_run:
+        argv.append("--dry-run")
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode == 0 and step.output and not dry_run:
+        Path(local_path(step.output, repo, venv_path)).write_text(result.stdout)
+    return result
 
 
 def uv() -> str:
@@ -96,44 +157,41 @@ def uv() -> str:
     return found
 
 
-def airflow_venv(repo: Path, extra: tuple[str, ...] = (), resolve_as_of: ResolveAsOf | None = None) -> Path:
-    """A venv with what the rendered Dockerfile installs (plus `extra`), cached by its pins.
+def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
+    """A venv built as the rendered Dockerfile builds the image, cached by what goes in.
 
-    With `resolve_as_of`, uv resolves it as of that date; the resolved set is written to
-    pip-freeze.txt in the venv (its path is printed)."""
-    args = dockerfile_pip_args(repo)
-    requirements = (repo / "requirements.txt").read_text()
-    key_parts: list[Any] = [
-        sys.version_info[:2], [a for a in args if a != str(repo / "requirements.txt")], requirements, extra
-    ]
-    if resolve_as_of is not None:
-        key_parts.append(resolve_as_of.uv_args())
-    key_source = json.dumps(key_parts)
+    First the image: apache-airflow at the FROM line's version (plus `extra`, what only the
+    central site needs) resolved as of that release; then each RUN step of the Dockerfile,
+    resolved today as a build today would be. The resolved set is in pip-freeze.txt."""
+    image, steps = dockerfile_steps(repo)
+    image = Image(image.airflow_version, extra)
+    key_source = json.dumps([sys.version_info[:2], image.airflow_version, image.extra,
+                             [[*s.argv, s.output] for s in steps],
+                             (repo / "requirements.txt").read_text()])
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     path = CACHE / "venvs" / key
     freeze = path / "pip-freeze.txt"
     if (path / ".complete").exists():
-        if freeze.exists():
-            print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
+        print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
         return path
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     venv.EnvBuilder(with_pip=True).create(path)
     python = str(path / "bin" / "python")
-    if resolve_as_of is None:
-        install = [python, "-m", "pip", "--disable-pip-version-check", "-q", "install"]
-    else:
-        install = [uv(), "pip", "install", "--quiet", "--python", python, *resolve_as_of.uv_args()]
     started = time.monotonic()
-    result = subprocess.run([*install, *args, *extra], capture_output=True, text=True, check=False)
+    image_args = image.uv_args()
+    result = subprocess.run([uv(), "pip", "install", "--quiet", "--python", python, *image_args],
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise HarnessError(f"{' '.join(install[:3])} install {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-    if resolve_as_of is not None:
-        frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True,
-                                check=True)
-        freeze.write_text(frozen.stdout)
-        print(f"e2e: venv {path} resolved as of {resolve_as_of.date} in {time.monotonic() - started:.0f} s; "
-              f"resolved set in {freeze}", file=sys.stderr)
+        raise HarnessError(f"the image ({' '.join(image_args)}) failed to install:\n{result.stderr[-4000:]}")
+    for step in steps:
+        result = run_build_step(step, repo, path)
+        if result.returncode != 0:
+            raise HarnessError(f"Dockerfile step `{' '.join(step.argv)}` failed:\n{result.stderr[-4000:]}")
+    frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True, check=True)
+    freeze.write_text(frozen.stdout)
+    print(f"e2e: venv {path} built in {time.monotonic() - started:.0f} s (image: {' '.join(image_args)}); "
+          f"resolved set in {freeze}", file=sys.stderr)
     (path / ".complete").write_text(key_source)
     return path
 

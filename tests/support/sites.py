@@ -20,8 +20,6 @@ class Track:
     # Airflow 3: the central site's DAG bundle that holds the teams' DAGs.
     bundle: str = "dags-folder"
     answers: tuple[tuple[str, object], ...] = ()
-    # Resolve the venv as of this date, like the image of that release (None: today).
-    resolve_as_of: harness.ResolveAsOf | None = None
 
 
 TRACKS = {
@@ -33,15 +31,6 @@ TRACKS = {
     "airflow3.0": Track(
         "airflow3.0", "3.0.6", "worker-pool", "service", postgres=False,
         answers=(("python_version", "3.11"), ("edge_provider_version", "5.1.0")),
-        resolve_as_of=harness.ResolveAsOf(
-            # Airflow 3.0.6's release: what its image holds. edge3 5.1.0 and what it requires
-            # newer than that date are taken as of edge3 5.1.0's release.
-            "2025-09-05",
-            {name: "2026-10-25" for name in (
-                "apache-airflow-providers-edge3", "apache-airflow-providers-common-compat", "aiohttp",
-                "retryhttp", "aiofiles",
-            )},
-        ),
     ),
 }
 # Every e2e test runs on the main tracks; @pytest.mark.tracks(NAME, ...) names others instead.
@@ -105,7 +94,7 @@ def running_central_site(
     track: Track, root: Path, port: int, secret: str, teams: list[Path], logs: Path
 ) -> Iterator[harness.CentralSite]:
     """A central site of the track on `port`, configured from the first team's central/, serving every team's DAGs."""
-    venv_path = harness.airflow_venv(teams[0], extra=central_extra(track), resolve_as_of=track.resolve_as_of)
+    venv_path = harness.airflow_venv(teams[0], extra=central_extra(track))
     with ExitStack() as stack:
         db = stack.enter_context(harness.postgres()) if track.postgres else None
         major = int(track.airflow_version[0])

@@ -107,8 +107,8 @@ worker_log_level:
   default: INFO
   choices: [DEBUG, INFO, WARNING]
 """
-V1_DOCKERFILE_LINE = "# Dependencies first, so code changes do not invalidate the pip layer.\n"
-V2_DOCKERFILE_LINE = "# Dependencies first: a change to the code or DAGs keeps the cached pip layer.\n"
+V1_DOCKERFILE_LINE = "# The team's packages: a change to them rebuilds only from this line on.\n"
+V2_DOCKERFILE_LINE = "# The team's packages: changing them rebuilds the image from here down.\n"
 
 
 def team_repo_at(template: Path, dst: Path, ref: str, answers: dict[str, Any] | None = None) -> Path:

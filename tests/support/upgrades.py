@@ -29,9 +29,12 @@ def upgrade(repo: Path, airflow: str, edge3: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def assert_built_for(repo: Path, airflow: str, edge3: str, python: str = "3.12", base: str = "apache/airflow") -> None:
+def assert_built_for(
+    repo: Path, airflow: str, edge3: str, python: str = "3.12", base: str = "apache/airflow", variant: str = "slim"
+) -> None:
     dockerfile = (repo / "Dockerfile").read_text()
-    assert re.findall(r"^FROM (\S+)$", dockerfile, re.MULTILINE) == [f"{base}:{airflow}-python{python}"]
+    slim = "slim-" if variant == "slim" else ""
+    assert re.findall(r"^FROM (\S+)$", dockerfile, re.MULTILINE) == [f"{base}:{slim}{airflow}-python{python}"]
     assert f'"apache-airflow=={airflow}"' in dockerfile
     assert f'"apache-airflow-providers-edge3=={edge3}"' in dockerfile
     major = airflow.split(".")[0]
