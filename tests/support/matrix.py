@@ -48,6 +48,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "af2-service-none-gcs": {
         "team_name": "ml-platform",
         "airflow_version": "2.10.3",
+        "base_image_variant": "regular",
         "python_version": "3.11",
         "deployment_target": "service",
         "network_mode": "none",
@@ -130,6 +131,7 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("edge_provider_version", "1.5.0", {"airflow_version": "3.3.2"}, "Airflow 3 takes edge3 2.0.0 or newer"),
     ("edge_provider_version", "5.1.0", {"airflow_version": "3.3.2", "python_version": "3.10"}, "needs Python 3.11"),
     ("python_version", "3.9", {}, "Invalid choice"),
+    ("base_image_variant", "full", {}, "Invalid choice"),
     ("base_image_repository", "apache/airflow && curl evil", {}, "Docker image repository without a tag"),
     ("base_image_repository", "apache/airflow:2.10.5-python3.12", {}, "Docker image repository without a tag"),
     # base_image was a question before base_image_repository: a value that contradicts the versions is refused.
