@@ -101,7 +101,8 @@ class BuildStep:
 def dockerfile_steps(repo: Path) -> tuple[Image, list[BuildStep]]:
     """The rendered Dockerfile's base image and its RUN steps, in order.
 
-    Only the steps the template writes are understood (uv pip install, uv pip freeze > FILE);
+    Only the commands the template writes are understood (uv pip install, uv pip freeze > FILE,
+    joined by &&);
     anything else fails here, so that the venv never silently differs from the image."""
     text = re.sub(r"\\\n", " ", (repo / "Dockerfile").read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -116,14 +117,17 @@ def dockerfile_steps(repo: Path) -> tuple[Image, list[BuildStep]]:
     for line in lines:
         if not line.startswith("RUN "):
             continue
-        argv = shlex.split(line[4:])
-        output = None
-        if ">" in argv:
-            output = argv[argv.index(">") + 1]
-            argv = argv[: argv.index(">")]
-        if argv[:3] not in (["uv", "pip", "install"], ["uv", "pip", "freeze"]):
-            raise HarnessError(f"the harness does not know how to run this Dockerfile step: {line}")
-        steps.append(BuildStep(tuple(argv), output))
+        words = shlex.split(line[4:])
+        while words:
+            argv = words[: words.index("&&")] if "&&" in words else words
+            words = words[len(argv) + 1:]
+            output = None
+            if ">" in argv:
+                output = argv[argv.index(">") + 1]
+                argv = argv[: argv.index(">")]
+            if argv[:3] not in (["uv", "pip", "install"], ["uv", "pip", "freeze"]):
+                raise HarnessError(f"the harness does not know how to run this Dockerfile step: {line}")
+            steps.append(BuildStep(tuple(argv), output))
     return Image(version.group(1)), steps
 
 
