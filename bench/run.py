@@ -497,6 +497,7 @@ def main(argv: list[str]) -> int:
     memory: dict[str, dict[str, float]] = {}
     extra: list[str] = []
     sections: list[tuple[str, list[str]]] = []
+    failed: list[str] = []
     try:
         template = snapshot_template(work / "edge-template")
         release_v2(template)
@@ -517,12 +518,19 @@ def main(argv: list[str]) -> int:
                 rows.append(row)
             if health_rss is not None:
                 extra = memory_defaults(memory["airflow2"], health_rss)
+        # One site failing loses its figures only: the others are written.
         if "fleet" in only:
             for track in fleet.FLEET_TRACKS.values():
-                sections.append(fleet.fleet_section(fleet.bench_fleet(work, template, track)))
+                try:
+                    sections.append(fleet.fleet_section(fleet.bench_fleet(work, template, track)))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    failed.append(f"fleet ({track.name}): {error}")
         if "pickup" in only:
             for name in fleet.PICKUP_TRACKS:
-                rows.extend(pickup_rows(fleet.bench_pickup(work, template, fleet.FLEET_TRACKS[name])))
+                try:
+                    rows.extend(pickup_rows(fleet.bench_pickup(work, template, fleet.FLEET_TRACKS[name])))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    failed.append(f"pickup ({name}): {error}")
         if "suite" in only:
             rows.extend(bench_suite())
     finally:
@@ -530,7 +538,9 @@ def main(argv: list[str]) -> int:
     text = report(rows, memory, extra, args.runs, sections)
     print(text)
     write_report(args.output, text)
-    return 0
+    for failure in failed:
+        print(f"bench: FAILED {failure}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
