@@ -1,9 +1,13 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
-    python3 scripts/dev.py bench [--runs N] [--skip-suite] [--only render,update,health,registration,memory,image,suite]
+    python3 scripts/dev.py bench [--runs N] [--skip-suite]
+        [--only render,update,health,registration,memory,image,suite,fleet,pickup]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
+fleet and pickup (bench/fleet.py) measure the central site under many idle workers and the
+time a worker takes to pick a task up. A run that measures only some benchmarks keeps the
+other rows and sections of BENCHMARKS.md as they were (merged by name).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
-import image  # noqa: E402  (bench/image.py, beside this file)
+import fleet  # noqa: E402
+import image  # noqa: E402
 from support import harness  # noqa: E402
 from support.sites import TRACKS, Track, running_central_site  # noqa: E402
 from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
@@ -360,6 +365,19 @@ def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, con
         worker.stop(signal.SIGTERM)
 
 
+# --------------------------------------------------------------------------- pickup (bench/fleet.py)
+
+
+def pickup_rows(pickup: dict) -> list[Row]:
+    """Queued -> picked up by the worker, against half the rendered job_poll_interval."""
+    floor = [pickup["poll"] / 2]
+    name = f"pickup ({pickup['track']}): queued -> running"
+    return [
+        Row(name, "s", pickup["values"], "poll/2", floor),
+        Row(f"{name}, p95 of {len(pickup['values'])}", "s", [fleet.p95(pickup["values"])], "poll/2", floor),
+    ]
+
+
 # --------------------------------------------------------------------------- test suite
 
 
@@ -403,7 +421,8 @@ def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
     ]
 
 
-def report(rows: list[Row], memory: dict[str, dict[str, float]], extra: list[str], runs: int) -> str:
+def report(rows: list[Row], memory: dict[str, dict[str, float]], extra: list[str], runs: int,
+           sections: list[tuple[str, list[str]]] | None = None) -> str:
     lines = [
         "| measurement | min / median / max | floor: min / median / max | ratio | target | |",
         "|---|---|---|---|---|---|",
@@ -414,14 +433,16 @@ def report(rows: list[Row], memory: dict[str, dict[str, float]], extra: list[str
         lines.append(f"| {row.name} | {fmt(row.values)} {row.unit} | {floor} | {ratio} | {row.target} | "
                      f"{row.verdict()} |")
     for track, figures in memory.items():
-        lines.append("")
-        lines.append(f"Memory ({track}), MiB:")
+        lines += ["", f"### Memory ({track}), MiB", ""]
         lines.extend(f"- {key}: {value:.0f}" for key, value in figures.items())
     if extra:
-        lines.append("")
+        lines += ["", "### Memory defaults", ""]
         lines.extend(extra)
-    head = (f"{runs} runs each, interleaved with the floor; {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    for title, body in sections or []:
+        lines += ["", title, "", *body]
+    head = (f"{runs} runs each, interleaved with the floor (pickup: {fleet.PICKUP_TASKS} tasks; fleet: one window "
+            f"per step); {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -434,13 +455,59 @@ only the part between the generated markers above.)
 """
 
 
+def parse_block(text: str) -> tuple[str, list[str], dict[str, list[str]]]:
+    """A generated block: its head line, the main table's rows, and its `### ` sections by title."""
+    lines = text.strip("\n").splitlines()
+    head = lines[0] if lines else ""
+    rows: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines[1:]:
+        if line.startswith("### "):
+            current = sections.setdefault(line, [])
+        elif current is not None:
+            current.append(line)
+        elif line.startswith("| ") and not line.startswith("| measurement |"):
+            rows.append(line)
+    return head, rows, {title: body for title, body in sections.items()}
+
+
+def row_name(line: str) -> str:
+    return line.split("|")[1].strip()
+
+
+def merge_block(old: str, new: str) -> str:
+    """The new block, plus the rows and sections of the old one that the new one did not measure."""
+    old_head, old_rows, old_sections = parse_block(old)
+    new_head, new_rows, new_sections = parse_block(new)
+    fresh = {row_name(line): line for line in new_rows}
+    rows = [fresh.pop(row_name(line), line) for line in old_rows] + list(fresh.values())
+    sections = {title: new_sections.get(title, body) for title, body in old_sections.items()}
+    sections.update(new_sections)
+    kept = len(rows) > len(new_rows) or len(sections) > len(new_sections)
+    head = new_head
+    if kept:
+        marker = " Rows and sections this run did not measure are kept from earlier runs (the oldest: "
+        oldest = old_head.split(marker)[1].removesuffix(")") if marker in old_head else old_head
+        head += f"{marker}{oldest})"
+    lines = [head, "", *new.strip("\n").splitlines()[2:4], *rows]
+    for title, body in sections.items():
+        while body and not body[-1].strip():
+            body = body[:-1]
+        lines += ["", title, *body]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(path: Path, text: str) -> None:
-    """The figures between the markers; whatever a person wrote around them stays as it is."""
-    generated = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    """The figures between the markers, merged by row and section with those already there;
+    whatever a person wrote around them stays as it is."""
     old = path.read_text() if path.exists() else ""
     if BEGIN in old and END in old:
+        text = merge_block(old[old.index(BEGIN) + len(BEGIN): old.index(END)], text)
+        generated = f"{BEGIN}\n{text.rstrip()}\n{END}"
         new = old[: old.index(BEGIN)] + generated + old[old.index(END) + len(END):]
     else:
+        generated = f"{BEGIN}\n{text.rstrip()}\n{END}"
         new = f"# Benchmarks\n\nWritten by `python3 scripts/dev.py bench` (bench/run.py).\n\n{generated}\n{READING}"
     path.write_text(new)
 
@@ -449,7 +516,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
-    parser.add_argument("--only", default="render,update,health,registration,memory,image,suite")
+    parser.add_argument("--only", default="render,update,health,registration,memory,image,suite,fleet,pickup")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -459,6 +526,8 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     memory: dict[str, dict[str, float]] = {}
     extra: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+    failed: list[str] = []
     try:
         template = snapshot_template(work / "edge-template")
         release_v2(template)
@@ -481,14 +550,29 @@ def main(argv: list[str]) -> int:
                 extra = memory_defaults(memory["airflow2"], health_rss)
         if "image" in only:
             rows.extend(bench_image(work, args.runs, template))
+        # One site failing loses its figures only: the others are written.
+        if "fleet" in only:
+            for track in fleet.FLEET_TRACKS.values():
+                try:
+                    sections.append(fleet.fleet_section(fleet.bench_fleet(work, template, track)))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    failed.append(f"fleet ({track.name}): {error}")
+        if "pickup" in only:
+            for name in fleet.PICKUP_TRACKS:
+                try:
+                    rows.extend(pickup_rows(fleet.bench_pickup(work, template, fleet.FLEET_TRACKS[name])))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    failed.append(f"pickup ({name}): {error}")
         if "suite" in only:
             rows.extend(bench_suite())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = report(rows, memory, extra, args.runs)
+    text = report(rows, memory, extra, args.runs, sections)
     print(text)
     write_report(args.output, text)
-    return 0
+    for failure in failed:
+        print(f"bench: FAILED {failure}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

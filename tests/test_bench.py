@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 from pathlib import Path
 
 from support.templates import ROOT
@@ -22,3 +24,29 @@ def test_the_readme_bench_command_runs_and_writes_its_table(tmp_path: Path) -> N
     assert table.startswith("# Benchmarks")
     assert "one-file template" in table
     assert "## Reading it" in table
+
+
+def test_a_partial_run_keeps_the_rows_and_sections_it_did_not_measure(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = run  # its dataclasses look their module up there
+    spec.loader.exec_module(run)
+    output = tmp_path / "BENCHMARKS.md"
+    first = run.report([run.Row("render: a", "s", [1.0]), run.Row("update: b", "s", [2.0])],
+                       {"airflow2": {"idle": 100.0}}, [], 1, [("### Fleet load (airflow2)", ["old fleet"])])
+    run.write_report(output, first)
+    output.write_text(output.read_text() + "A person's note.\n")
+    second = run.report([run.Row("update: b", "s", [3.0]), run.Row("pickup (airflow2): c", "s", [4.0])], {}, [],
+                        1, [("### Fleet load (airflow2)", ["new fleet"])])
+    run.write_report(output, second)
+    text = output.read_text()
+    assert "| render: a | 1 / 1 / 1 s |" in text
+    assert "| update: b | 3 / 3 / 3 s |" in text
+    assert "| update: b | 2 / 2 / 2 s |" not in text
+    assert text.index("| update: b |") < text.index("| pickup (airflow2): c | 4 / 4 / 4 s |")
+    assert "### Memory (airflow2), MiB" in text
+    assert "- idle: 100" in text
+    assert "new fleet" in text
+    assert "old fleet" not in text
+    assert "kept from earlier runs" in text
+    assert text.endswith("A person's note.\n")
