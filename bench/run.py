@@ -518,6 +518,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--only", default="render,update,health,registration,memory,image,suite,fleet,pickup")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
+                        help="the central sites `fleet` loads (default: all of them)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     if args.skip_suite:
@@ -552,7 +554,7 @@ def main(argv: list[str]) -> int:
             rows.extend(bench_image(work, args.runs, template))
         # One site failing loses its figures only: the others are written.
         if "fleet" in only:
-            for track in fleet.FLEET_TRACKS.values():
+            for track in (fleet.FLEET_TRACKS[name] for name in args.fleet_sites.split(",")):
                 try:
                     sections.append(fleet.fleet_section(fleet.bench_fleet(work, template, track)))
                 except Exception as error:  # noqa: BLE001 - reported, the run goes on
