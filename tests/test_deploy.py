@@ -111,7 +111,7 @@ DEFAULTS_ALL = [
      "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest", "--cpu=1", "--memory=2Gi", "--instances=1",
      *LOG_VOLUME,
      "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
-     "mount-options=only-dir=dags/team_c",
+     "mount-options=only-dir=dags/team_c;metadata-cache-ttl-secs=10",
      "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/team_c",
      "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh"],
 ]  # fmt: skip
@@ -142,7 +142,7 @@ DEPLOY_COMMANDS = {
         "--cpu=1", "--memory=2Gi", "--instances=3",
         *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
-        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
         "--network=shared-vpc", "--subnet=edge-subnet", "--vpc-egress=all-traffic",
         "--labels=app=airflow-edge-worker,team=analytics,managed-by=deploy-sh",
@@ -154,7 +154,7 @@ DEPLOY_COMMANDS = {
         *service_flags(1, 1),
         *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
-        "mount-options=only-dir=dags/ml_platform",
+        "mount-options=only-dir=dags/ml_platform;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/ml_platform",
         "--labels=app=airflow-edge-worker,team=ml-platform,managed-by=deploy-sh",
     ],
@@ -761,7 +761,7 @@ def test_the_worker_reads_only_its_team_prefix_of_the_dag_bucket(first_run: Call
     deploy = run.result.calls[-1]
     assert [w for w in deploy if w.startswith("--add-volume") and "dags" in w] == [
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
-        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
     ]
 

@@ -38,6 +38,7 @@ DAGS_BUCKET=acme-airflow-dags
 DAGS_BUCKET_PATH=dags
 DAGS_OBJECT_PREFIX=dags/team_c/
 DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
+DAGS_METADATA_CACHE_TTL=10
 HEALTH_PATH=/health
 LOG_FOLDER=/opt/airflow/logs
 LOG_VOLUME_MIB=128
@@ -421,7 +422,7 @@ do_deploy() {
   )
   if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
     args+=(
-      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true,mount-options=only-dir=${DAGS_OBJECT_PREFIX%/}"
+      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true,mount-options=only-dir=${DAGS_OBJECT_PREFIX%/};metadata-cache-ttl-secs=${DAGS_METADATA_CACHE_TTL}"
       "--add-volume-mount=volume=dags,mount-path=${DAGS_MOUNT_PATH}"
     )
   fi
