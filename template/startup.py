@@ -17,6 +17,14 @@
         A task whose supervisor died is re-parented to the entrypoint (a child
         subreaper), so it is found too.
 
+    python3 startup.py prune-logs FOLDER KEEP_MIB SECONDS
+        Keep the task log files under FOLDER ([logging] base_log_folder, an in-memory volume
+        on Cloud Run) at KEEP_MIB or less: every SECONDS, when they hold more, delete them
+        oldest first (by last write) until they fit, sparing every file a process has open
+        (a running task's) and every file written in the last minute (edge3 pushes a task's
+        last lines to the central site just after it ends); then remove emptied folders.
+        Runs until it is killed.
+
     python3 startup.py subreaper PROGRAM [ARGS...]
         Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across
         exec), then exec PROGRAM ARGS (a full path) with EDGE_SUBREAPER=1 in its environment.
@@ -24,21 +32,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from stat import S_ISREG
 
 METADATA_ID_URL = "http://metadata.google.internal/computeMetadata/v1/instance/id"
 
 
+# urllib, hashlib and secrets are imported where they are used: prune-logs runs for the
+# container's life and stays small (about 11 MiB instead of 20 MiB resident).
+
+
 def instance_id(url: str, timeout: float = 1.0) -> str | None:
     """The Cloud Run instance id, or None outside Google Cloud."""
+    import urllib.request
+
     if not url:
         return None
     request = urllib.request.Request(url, headers={"Metadata-Flavor": "Google"})  # noqa: S310 - http metadata URL
@@ -51,6 +62,9 @@ def instance_id(url: str, timeout: float = 1.0) -> str | None:
 
 
 def worker_name(prefix: str) -> str:
+    import hashlib
+    import secrets
+
     found = instance_id(os.environ.get("EDGE_METADATA_URL", METADATA_ID_URL))
     suffix = hashlib.sha256(found.encode()).hexdigest()[:10] if found else secrets.token_hex(5)
     return f"{prefix}-{suffix}"
@@ -67,6 +81,9 @@ def execution_api_url(rpcapi_url: str, configured: str) -> str:
 
 def wait_for(what: str, url: str, deadline: float, seconds: float) -> bool:
     """Poll GET url until it answers 200 or the deadline passes (one try at least)."""
+    import urllib.error
+    import urllib.request
+
     last_error = "no answer"
     while True:
         try:
@@ -134,6 +151,71 @@ def end_tasks(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> int:
     return ended
 
 
+def open_files() -> set[str]:
+    """Every file some process visible in /proc has open (our own user's, in a container: all)."""
+    held: set[str] = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            held.add(os.readlink(fd))
+        except OSError:
+            continue
+    return held
+
+
+def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0) -> tuple[list[Path], int]:
+    """Delete the oldest log files under folder until they hold keep_bytes or less, sparing open
+    and recently written ones, then the emptied folders. (The files deleted, the bytes left.)"""
+    files: list[tuple[float, int, str]] = []
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if S_ISREG(info.st_mode):
+                files.append((info.st_mtime, info.st_size, path))
+    total = sum(size for _mtime, size, _path in files)
+    if total <= keep_bytes:
+        return [], total
+    held, newest = open_files(), time.time() - min_age
+    removed: list[Path] = []
+    for mtime, size, path in sorted(files):
+        if total <= keep_bytes or mtime > newest:
+            break
+        if path in held:
+            continue
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        total -= size
+        removed.append(Path(path))
+    # The folders these files left empty (dag_id=/run_id=/task_id=), up to the log folder.
+    for parent in {path.parent for path in removed}:
+        while parent != folder and folder in parent.parents:
+            try:
+                parent.rmdir()  # only an empty one
+            except OSError:
+                break
+            parent = parent.parent
+    return removed, total
+
+
+def prune_logs_forever(folder: Path, keep_mib: int, seconds: float) -> None:
+    keep, over = keep_mib * 1024 * 1024, False
+    while True:
+        removed, left = prune_logs(folder, keep)
+        if removed:
+            print(f"startup: deleted {len(removed)} task log file(s), oldest first: {folder} holds "
+                  f"{left / 1048576:.1f} MiB (bound {keep_mib} MiB)", file=sys.stderr)
+        if left > keep and not over:  # said once, until it fits again
+            print(f"startup: {folder} holds {left / 1048576:.1f} MiB, over its {keep_mib} MiB bound, in the "
+                  "files of running tasks or of tasks that ended in the last minute", file=sys.stderr)
+        over = left > keep
+        time.sleep(seconds)
+
+
 def subreaper(argv: list[str]) -> None:
     """Become a child subreaper, then exec argv (never returns)."""
     import ctypes
@@ -173,6 +255,8 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[0] == "end-tasks":
         end_tasks(int(argv[1]), int(argv[2]), {int(pid) for pid in argv[3:]})
         return 0
+    if len(argv) == 4 and argv[0] == "prune-logs":
+        prune_logs_forever(Path(argv[1]), int(argv[2]), float(argv[3]))
     if len(argv) >= 2 and argv[0] == "subreaper":
         subreaper(argv[1:])
     print(__doc__, file=sys.stderr)

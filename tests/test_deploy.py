@@ -37,6 +37,12 @@ def dags_read_condition(team: str, bucket: str, prefix: str) -> str:
         f":title={team} DAGs read"
     )
 
+# Every deploy puts the task logs ([logging] base_log_folder) on a size-limited in-memory volume.
+LOG_VOLUME = [
+    "--add-volume=name=logs,type=in-memory,size-limit=128Mi",
+    "--add-volume-mount=volume=logs,mount-path=/opt/airflow/logs",
+]
+
 # What `./deploy.sh --tag abc1234 all` runs for the default answers (team-c, a worker pool,
 # no VPC, DAGs from a bucket) in a project where only the Edge secret exists.
 DEFAULTS_ALL = [
@@ -103,8 +109,9 @@ DEFAULTS_ALL = [
      "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-c-edge-worker:abc1234",
      f"--service-account={SA}", "--env-vars-file=worker.env.yaml",
      "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest", "--cpu=1", "--memory=2Gi", "--instances=1",
+     *LOG_VOLUME,
      "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
-     "mount-options=only-dir=dags/team_c",
+     "mount-options=only-dir=dags/team_c;metadata-cache-ttl-secs=10",
      "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/team_c",
      "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh"],
 ]  # fmt: skip
@@ -133,8 +140,9 @@ DEPLOY_COMMANDS = {
         "--service-account=analytics-edge@acme-data-prod.iam.gserviceaccount.com",
         "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
         "--cpu=1", "--memory=2Gi", "--instances=3",
+        *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
-        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
         "--network=shared-vpc", "--subnet=edge-subnet", "--vpc-egress=all-traffic",
         "--labels=app=airflow-edge-worker,team=analytics,managed-by=deploy-sh",
@@ -144,8 +152,9 @@ DEPLOY_COMMANDS = {
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/ml-platform-edge-worker:abc1234",
         "--service-account=ml-platform-edge@my-gcp-project.iam.gserviceaccount.com",
         *service_flags(1, 1),
+        *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
-        "mount-options=only-dir=dags/ml_platform",
+        "mount-options=only-dir=dags/ml_platform;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/ml_platform",
         "--labels=app=airflow-edge-worker,team=ml-platform,managed-by=deploy-sh",
     ],
@@ -154,6 +163,7 @@ DEPLOY_COMMANDS = {
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-b-edge-worker:abc1234",
         "--service-account=team-b-edge@my-gcp-project.iam.gserviceaccount.com",
         *service_flags(2, 4),
+        *LOG_VOLUME,
         "--network=default", "--subnet=default", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-b,managed-by=deploy-sh",
     ],
@@ -162,6 +172,7 @@ DEPLOY_COMMANDS = {
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-c-edge-worker:abc1234",
         f"--service-account={SA}",
         *service_flags(1, 3),
+        *LOG_VOLUME,
         "--vpc-connector=edge-connector", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-c,managed-by=deploy-sh",
     ],
@@ -748,9 +759,9 @@ def test_the_worker_reads_only_its_team_prefix_of_the_dag_bucket(first_run: Call
         f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
     }
     deploy = run.result.calls[-1]
-    assert [w for w in deploy if w.startswith("--add-volume")] == [
+    assert [w for w in deploy if w.startswith("--add-volume") and "dags" in w] == [
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
-        "mount-options=only-dir=teams/analytics/dags/analytics",
+        "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
     ]
 
@@ -759,7 +770,7 @@ def test_the_worker_dag_folder_holds_the_mounted_team_folder(team_of: Callable[[
     """Each DAG file's path relative to the DAG folder is the central site's: <team_module>/..."""
     t = team_of("af3-pool-directvpc-gcs")
     env = (t.repo / "worker.env.yaml").read_text()
-    mount = next(w for w in DEPLOY_COMMANDS["af3-pool-directvpc-gcs"] if w.startswith("--add-volume-mount="))
+    mount = next(w for w in DEPLOY_COMMANDS["af3-pool-directvpc-gcs"] if w.startswith("--add-volume-mount=volume=dags"))
 
     assert 'AIRFLOW__CORE__DAGS_FOLDER: "/opt/airflow/dags-bucket"\n' in env
     assert mount.endswith("mount-path=/opt/airflow/dags-bucket/analytics")

@@ -22,6 +22,7 @@ ALWAYS = [
     "central/README.md",
     "central/airflow.cfg",
     "central/edge.env",
+    "central/remove_dead_workers.py",
     "cloudbuild.yaml",
     "deploy.sh",
     "docs/deploy.md",

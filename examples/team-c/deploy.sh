@@ -38,7 +38,10 @@ DAGS_BUCKET=acme-airflow-dags
 DAGS_BUCKET_PATH=dags
 DAGS_OBJECT_PREFIX=dags/team_c/
 DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
+DAGS_METADATA_CACHE_TTL=10
 HEALTH_PATH=/health
+LOG_FOLDER=/opt/airflow/logs
+LOG_VOLUME_MIB=128
 POOL_NAME=team_c_pool
 AIRFLOW_VERSION=3.3.2
 # gcloud refuses `composer environments run ... pools` for Airflow 3.3.0 and newer.
@@ -411,9 +414,15 @@ do_deploy() {
       "--liveness-probe=httpGet.path=${HEALTH_PATH},periodSeconds=30,timeoutSeconds=5,failureThreshold=3"
     )
   fi
+  # Task logs on a size-limited in-memory volume (the filesystem is memory either way; this
+  # bounds it): the entrypoint keeps them below the limit (worker.env.yaml, EDGE_LOG_KEEP_MIB).
+  args+=(
+    "--add-volume=name=logs,type=in-memory,size-limit=${LOG_VOLUME_MIB}Mi"
+    "--add-volume-mount=volume=logs,mount-path=${LOG_FOLDER}"
+  )
   if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
     args+=(
-      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true,mount-options=only-dir=${DAGS_OBJECT_PREFIX%/}"
+      "--add-volume=name=dags,type=cloud-storage,bucket=${DAGS_BUCKET},readonly=true,mount-options=only-dir=${DAGS_OBJECT_PREFIX%/};metadata-cache-ttl-secs=${DAGS_METADATA_CACHE_TTL}"
       "--add-volume-mount=volume=dags,mount-path=${DAGS_MOUNT_PATH}"
     )
   fi

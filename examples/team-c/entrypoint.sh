@@ -35,6 +35,10 @@ EDGE_TASK_GRACE_SECONDS="${EDGE_TASK_GRACE_SECONDS:-3}"
 EDGE_HEALTH_SERVER="${EDGE_HEALTH_SERVER:-false}"
 EDGE_WORKER_CONCURRENCY="${EDGE_WORKER_CONCURRENCY:-4}"
 EDGE_WORKER_NAME_PREFIX="${EDGE_WORKER_NAME_PREFIX:-edge-worker}"
+# Task logs: on Cloud Run a size-limited in-memory volume; kept at EDGE_LOG_KEEP_MIB (0: not pruned).
+EDGE_LOG_KEEP_MIB="${EDGE_LOG_KEEP_MIB:-0}"
+EDGE_LOG_PRUNE_SECONDS="${EDGE_LOG_PRUNE_SECONDS:-30}"
+log_folder="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:-/opt/airflow}/logs}"
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edge3.executors.EdgeExecutor}"
 
 [[ -n "${AIRFLOW__EDGE__API_URL:-}" ]] \
@@ -45,12 +49,15 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
   || die "EDGE_SHARED_SECRET is not set: deploy injects it from Secret Manager (--set-secrets)."
 [[ -n "${EDGE_WORKER_QUEUES:-}" ]] \
   || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
+[[ "$EDGE_LOG_KEEP_MIB" =~ ^[0-9]+$ && "$EDGE_LOG_PRUNE_SECONDS" =~ ^[1-9][0-9]*$ ]] \
+  || die "EDGE_LOG_KEEP_MIB must be a whole number of MiB and EDGE_LOG_PRUNE_SECONDS of seconds (got ${EDGE_LOG_KEEP_MIB}, ${EDGE_LOG_PRUNE_SECONDS})."
 
 mkdir -p "$EDGE_RUN_DIR"
 worker_pid_file="$EDGE_RUN_DIR/worker.pid"
 rm -f "$worker_pid_file"
 
 health_pid=""
+pruner_pid=""
 worker_pid=""
 reaper_pid=""
 shutting_down=false
@@ -58,7 +65,7 @@ shutting_down=false
 # shellcheck disable=SC2329  # invoked by the EXIT trap
 stop_helpers() {
   local pid
-  for pid in "$health_pid" "$reaper_pid"; do
+  for pid in "$health_pid" "$pruner_pid" "$reaper_pid"; do
     if [[ -n "$pid" ]]; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -68,9 +75,10 @@ stop_helpers() {
 trap stop_helpers EXIT
 
 # Kill the task processes still running below this script (the worker and its direct
-# children, the task supervisors, are spared while the worker lives; so is the health server).
+# children, the task supervisors, are spared while the worker lives; so are the helpers).
 end_tasks() {
-  "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$$" "$worker_pid" ${health_pid:+"$health_pid"} || true
+  "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$$" "$worker_pid" \
+    ${health_pid:+"$health_pid"} ${pruner_pid:+"$pruner_pid"} || true
 }
 
 # shellcheck disable=SC2329  # invoked by the TERM and INT traps
@@ -97,6 +105,13 @@ if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
   env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" -S "$EDGE_HOME/health_server.py" \
     --port "${PORT:-8080}" --path "${EDGE_HEALTH_PATH:-/health}" --pid-file "$worker_pid_file" &
   health_pid=$!
+fi
+
+if (( EDGE_LOG_KEEP_MIB > 0 )); then
+  # Deletes the oldest task log files past the bound, never a running task's.
+  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" prune-logs \
+    "$log_folder" "$EDGE_LOG_KEEP_MIB" "$EDGE_LOG_PRUNE_SECONDS" &
+  pruner_pid=$!
 fi
 
 # One Python start for three things: the installed Airflow major, a name unique to this

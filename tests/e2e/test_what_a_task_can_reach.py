@@ -38,14 +38,16 @@ def deploy_volume_flags(repo: Path) -> dict[str, str]:
         cwd=repo, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     deploy = next(shlex.split(line) for line in result.stdout.splitlines() if " deploy " in line)
-    volume, mount = (flag_pairs(deploy, name) for name in ("--add-volume", "--add-volume-mount"))
+    volume = flag_pairs(deploy, "--add-volume", "name=dags")
+    mount = flag_pairs(deploy, "--add-volume-mount", "volume=dags")
     options = dict(option.split("=", 1) for option in volume["mount-options"].split(";"))
     return {"bucket": volume["bucket"], "only_dir": options["only-dir"], "mount_path": mount["mount-path"]}
 
 
-def flag_pairs(argv: list[str], flag: str) -> dict[str, str]:
-    """KEY=VALUE,... of --FLAG=..., split as gcloud's ArgDict splits it (first '=' of each item)."""
-    value = next(word for word in argv if word.startswith(f"{flag}=")).split("=", 1)[1]
+def flag_pairs(argv: list[str], flag: str, first: str) -> dict[str, str]:
+    """KEY=VALUE,... of the --FLAG=FIRST,... (the DAG volume's, not the task logs'), split as
+    gcloud's ArgDict splits it (first '=' of each item)."""
+    value = next(word for word in argv if word.startswith(f"{flag}={first},")).split("=", 1)[1]
     return dict(item.split("=", 1) for item in value.split(","))
 
 

@@ -513,6 +513,7 @@ def start_worker(
             "HOME": str(home),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -167,6 +167,9 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("memory", "2GB", {}, "whole number of Mi or Gi"),
     ("memory", "256Mi", {"worker_concurrency": 1}, "between 512Mi and 32Gi"),
     ("memory", "512Mi", {"worker_concurrency": 4}, "cannot hold the worker plus 4 running tasks"),
+    # 160 + 2 x 150 = 460 MiB would fit: the in-memory task log volume is counted too.
+    ("memory", "512Mi", {"worker_concurrency": 2},
+     "2 running tasks and the task logs (about 160 + 2 x 150 + 128 = 588 MiB)"),
     ("memory", "6Gi", {"cpu": "1"}, "more than 4Gi needs 2 CPUs"),
     ("memory", "1Gi", {"cpu": "4"}, "4 CPUs need at least 2Gi"),
     ("job_poll_interval", 0, {}, "job_poll_interval must be 1 to 600"),
