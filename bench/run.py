@@ -1,7 +1,7 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,image,suite,fleet,pickup]
+        [--only render,update,health,registration,memory,image,suite,fleet,pickup,soak]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 import fleet  # noqa: E402
 import image  # noqa: E402
+import soak  # noqa: E402
 from support import harness  # noqa: E402
 from support.sites import TRACKS, Track, running_central_site  # noqa: E402
 from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
@@ -516,8 +517,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
-    parser.add_argument("--only", default="render,update,health,registration,memory,image,suite,fleet,pickup")
+    parser.add_argument("--only", default="render,update,health,registration,memory,image,suite,fleet,pickup,soak")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
                         help="the central sites `fleet` loads (default: all of them)")
     args = parser.parse_args(argv)
@@ -565,6 +567,12 @@ def main(argv: list[str]) -> int:
                     rows.extend(pickup_rows(fleet.bench_pickup(work, template, fleet.FLEET_TRACKS[name])))
                 except Exception as error:  # noqa: BLE001 - reported, the run goes on
                     failed.append(f"pickup ({name}): {error}")
+        if "soak" in only:
+            for name in args.soak_sites.split(","):
+                try:
+                    sections.append((f"### Soak ({name})", soak.bench_soak(work, template, TRACKS[name])))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    failed.append(f"soak ({name}): {error}")
         if "suite" in only:
             rows.extend(bench_suite())
     finally:
