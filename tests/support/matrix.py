@@ -175,7 +175,7 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("scale_max", 0, {"autoscaling": True}, "at least 1 and at least scale_min"),
     ("scale_max", 2, {"autoscaling": True, "scale_min": 3}, "at least 1 and at least scale_min"),
     ("scale_max", 101, {"autoscaling": True}, "scale_max must be 1 to 100"),
-    ("scale_in_idle_seconds", -5, {"autoscaling": True}, "scale_in_idle_seconds must be 0 to 86400 seconds"),
+    ("scale_in_idle_seconds", -5, {"autoscaling": True}, "scale_in_idle_seconds must be 0 to 86400 s"),
     ("central_service_account", "serviceAccount:a@b.iam.gserviceaccount.com", {"autoscaling": True},
      "service account email"),
     ("central_service_account", "someone@example.com", {"autoscaling": True}, "service account email"),
