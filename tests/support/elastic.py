@@ -188,6 +188,13 @@ def run_scenario(root: Path, secret: str, src: Path = ROOT, vcs_ref: str = "HEAD
             end = time.monotonic()
             result.seconds = end - begin
             result.instance_seconds = pool.instance_seconds(end)
+        except harness.HarnessError as error:
+            # What the workers and the scaler said, for the failure's cause.
+            said = [f"--- {log.name}: " + " | ".join(
+                line[-300:] for line in log.read_text(errors="replace").splitlines()
+                if any(word in line for word in ("ERROR", "rror", "SIGTERM", "failed", "Traceback"))
+            )[-3000:] for log in sorted(logs.glob("team-e-instance-*.log")) + [scaler.log]]
+            raise harness.HarnessError(f"{error}\n" + "\n".join(said)) from error
         finally:
             result.scaler_alive = scaler.alive()
             scaler.stop()
