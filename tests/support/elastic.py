@@ -1,22 +1,23 @@
 """The elastic-worker scenario, run by tests/e2e/test_workers_follow_their_queue.py and bench/.
 
-A real central site (3.3.2); the rendered scaler (central/scale_team_e_workers.py) as a
-process in the central site's environment, as deployed; a stand-in for the Cloud Run Admin API
-and the metadata server (support/cloud_run.py) that turns each PATCHed count into real workers
-(the rendered entrypoint.sh). Idle at 0; a burst of BURST short tasks; idle; one task; idle.
-The scenario waits (bounded) for each stage and returns what it saw; it asserts nothing.
-"""
+A real central site (3.3.2 or 2.10.5, on PostgreSQL); the rendered scaler
+(central/scale_team_e_workers.py) as a process in the central site's environment, as deployed;
+a stand-in for the Cloud Run Admin API and the metadata server (support/cloud_run.py) that
+turns each PATCHed count into real workers (the rendered entrypoint.sh). Idle at 0; a burst of
+BURST short tasks; idle; one task; idle. The scenario waits (bounded) for each stage and
+returns what it saw; it asserts nothing."""
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from support import harness
 from support.cloud_run import WorkerPoolStandIn
-from support.sites import TRACKS, running_central_site
+from support.sites import TRACKS, Track, running_central_site
 from support.templates import ROOT, render
 
 BURST = 20
@@ -32,7 +33,11 @@ import time
 
 from team_e import team_default_args
 
-from airflow.sdk import DAG, task
+try:
+    from airflow.sdk import DAG, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
 
 with DAG(dag_id="team_e_burst", default_args=team_default_args(), schedule=None, catchup=False,
          max_active_tasks={BURST}):
@@ -51,7 +56,11 @@ import time
 
 from team_e import team_default_args
 
-from airflow.sdk import DAG, task
+try:
+    from airflow.sdk import DAG, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
 
 with DAG(dag_id="team_e_one", default_args=team_default_args(), schedule=None, catchup=False):
 
@@ -64,7 +73,10 @@ with DAG(dag_id="team_e_one", default_args=team_default_args(), schedule=None, c
 
 
 def when(value: object) -> float:
-    return datetime.fromisoformat(str(value).replace(" ", "T")).timestamp()
+    text = str(value).replace(" ", "T")
+    if re.search(r"[+-][0-9]{2}$", text):  # PostgreSQL's "+00"
+        text += ":00"
+    return datetime.fromisoformat(text).timestamp()
 
 
 def run_rows(central: harness.CentralSite, dag_id: str, run_id: str) -> list[list[object]]:
@@ -128,27 +140,34 @@ class ElasticRun:
         )
 
 
-def render_team_e(root: Path, port: int, src: Path = ROOT, vcs_ref: str = "HEAD") -> Path:
-    track = TRACKS["airflow3"]
-    team_e = render(root / "team-e", {
+def render_team_e(root: Path, port: int, track: Track, src: Path = ROOT, vcs_ref: str = "HEAD") -> Path:
+    answers = {
         "team_name": "team-e", "airflow_version": track.airflow_version, "deployment_target": "worker-pool",
         "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi", "job_poll_interval": 1,
-        "heartbeat_interval": 5, "dags_source": "image", "dag_bundle_name": track.bundle,
-        "worker_concurrency": CONCURRENCY, "pool_slots": CONCURRENCY * SCALE_MAX, "autoscaling": True,
-        "scale_min": 0, "scale_max": SCALE_MAX, "scale_in_idle_seconds": IDLE_SECONDS,
-    }, src=src, vcs_ref=vcs_ref)  # fmt: skip
+        "heartbeat_interval": 5, "dags_source": "image", "worker_concurrency": CONCURRENCY,
+        "pool_slots": CONCURRENCY * SCALE_MAX, "autoscaling": True, "scale_min": 0, "scale_max": SCALE_MAX,
+        "scale_in_idle_seconds": IDLE_SECONDS, **dict(track.answers),
+    }  # fmt: skip
+    if track.airflow_version.startswith("3."):
+        answers["dag_bundle_name"] = track.bundle
+    team_e = render(root / "team-e", answers, src=src, vcs_ref=vcs_ref)
     (team_e / "dags" / "team_e" / "burst_dag.py").write_text(BURST_DAG)
     (team_e / "dags" / "team_e" / "one_dag.py").write_text(ONE_DAG)
     return team_e
 
 
-def run_scenario(root: Path, secret: str, src: Path = ROOT, vcs_ref: str = "HEAD",
+def run_scenario(root: Path, secret: str, track: Track = TRACKS["airflow3"], src: Path = ROOT, vcs_ref: str = "HEAD",
                  fixed_floor: bool = False) -> ElasticRun:
-    """The scenario; with fixed_floor, then the same burst on one always-on instance (no scaler)."""
-    track = TRACKS["airflow3"]
+    """The scenario; with fixed_floor, then the same burst on one always-on instance (no scaler).
+
+    The central site runs on PostgreSQL on every track: edge3 hands a job to one worker with
+    SELECT ... FOR UPDATE SKIP LOCKED, which SQLite ignores, so two of several workers polling
+    at once can both take the same job there (seen on 3.3.2: the second fails the task with
+    "TI was not in a state where it could be marked as running")."""
+    track = replace(track, postgres=True)
     port = harness.free_port()
     logs = root / "logs"
-    team_e = render_team_e(root, port, src, vcs_ref)
+    team_e = render_team_e(root, port, track, src, vcs_ref)
     result = ElasticRun()
     with running_central_site(track, root, port, secret, [team_e], logs) as central:
         pool = WorkerPoolStandIn(
