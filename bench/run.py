@@ -1,13 +1,14 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,image,suite,fleet,pickup,soak]
+        [--only render,update,health,registration,memory,image,suite,fleet,pickup,soak,elastic]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
 fleet and pickup (bench/fleet.py) measure the central site under many idle workers and the
-time a worker takes to pick a task up. A run that measures only some benchmarks keeps the
-other rows and sections of BENCHMARKS.md as they were (merged by name).
+time a worker takes to pick a task up; elastic (tests/support/elastic.py) runs the
+elastic-worker scenario once and reports scale-from-zero, the burst and the cost. A run that
+measures only some benchmarks keeps the other rows and sections of BENCHMARKS.md as they were (merged by name).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 import fleet  # noqa: E402
 import image  # noqa: E402
 import soak  # noqa: E402
-from support import harness  # noqa: E402
+from support import elastic, harness  # noqa: E402
 from support.sites import TRACKS, Track, running_central_site  # noqa: E402
 from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
 
@@ -379,6 +380,24 @@ def pickup_rows(pickup: dict) -> list[Row]:
     ]
 
 
+def elastic_rows(work: Path, template: Path) -> list[Row]:
+    """The elastic-worker scenario once (3.3.2), then its burst on one fixed instance."""
+    run = elastic.run_scenario(work / "elastic", secrets.token_urlsafe(64), src=template, vcs_ref="v1.0.0",
+                               fixed_floor=True)  # 3.3.2
+    if run.patches[-4:] != [elastic.SCALE_MAX, 0, 1, 0] or run.refused:
+        raise harness.HarnessError(f"the scenario went otherwise: PATCHes {run.patches}, refused {run.refused}")
+    name = "elastic (3.3.2)"
+    burst = f"burst of {elastic.BURST} x {elastic.TASK_SECONDS} s tasks"
+    return [
+        Row(f"{name}: queued -> started from 0 instances (burst, single task)", "s",
+            [run.first_from_zero, run.one_from_zero], target="< task_queued_timeout (600 s)", limit=600),
+        Row(f"{name}: {burst}, makespan at 0 -> {elastic.SCALE_MAX} instances", "s",
+            [elastic.makespan(run.burst_rows)], "1 fixed instance", [elastic.makespan(run.fixed_rows)]),
+        Row(f"{name}: instance-seconds over the scenario", "s", [run.instance_seconds],
+            f"{elastic.SCALE_MAX} always-on", [elastic.SCALE_MAX * run.seconds]),
+    ]
+
+
 # --------------------------------------------------------------------------- test suite
 
 
@@ -517,7 +536,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
-    parser.add_argument("--only", default="render,update,health,registration,memory,image,suite,fleet,pickup,soak")
+    parser.add_argument("--only",
+                        default="render,update,health,registration,memory,image,suite,fleet,pickup,soak,elastic")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
@@ -573,6 +593,11 @@ def main(argv: list[str]) -> int:
                     sections.append((f"### Soak ({name})", soak.bench_soak(work, template, TRACKS[name])))
                 except Exception as error:  # noqa: BLE001 - reported, the run goes on
                     failed.append(f"soak ({name}): {error}")
+        if "elastic" in only:
+            try:
+                rows.extend(elastic_rows(work, template))
+            except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                failed.append(f"elastic: {error}")
         if "suite" in only:
             rows.extend(bench_suite())
     finally:

@@ -342,6 +342,68 @@ def test_dry_run_needs_no_gcloud_at_all(team_of: Callable[[str], Team], tmp_path
     assert result.plan() == DEFAULTS_ALL
 
 
+# --- An elastic worker pool: it starts at its minimum; the central site's scaler may change it ---
+
+ELASTIC = "af3-pool-elastic"
+CENTRAL_SA = "airflow-central@central-prod.iam.gserviceaccount.com"
+ELASTIC_DEPLOY = [
+    "gcloud", "run", "worker-pools", "deploy", "team-e-edge-worker", "--project=my-gcp-project",
+    "--region=europe-west1",
+    "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-e-edge-worker:abc1234",
+    "--service-account=team-e-edge@my-gcp-project.iam.gserviceaccount.com", *WORKER_ENV,
+    "--cpu=1", "--memory=2Gi", "--instances=0",
+    "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
+    "mount-options=only-dir=dags/team_e",
+    "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/team_e",
+    "--labels=app=airflow-edge-worker,team=team-e,managed-by=deploy-sh",
+]  # fmt: skip
+SCALER_CALLS = [
+    ["gcloud", "run", "worker-pools", "get-iam-policy", "team-e-edge-worker", "--project=my-gcp-project",
+     "--region=europe-west1", *READ_POLICY],
+    ["gcloud", "run", "worker-pools", "add-iam-policy-binding", "team-e-edge-worker", "--project=my-gcp-project",
+     "--region=europe-west1", f"--member=serviceAccount:{CENTRAL_SA}", "--role=roles/run.developer",
+     "--condition=None", "--format=none"],
+]  # fmt: skip
+
+
+def test_an_elastic_pool_starts_at_its_minimum_and_the_central_account_may_scale_only_it(
+    first_run: Callable[[str], FirstRun], team_of: Callable[[str], Team]
+) -> None:
+    t = team_of(ELASTIC)
+    run = first_run(ELASTIC)
+
+    assert run.result.calls == (
+        preflight_calls(t) + setup_calls(t) + build_and_dags_calls(t) + [ELASTIC_DEPLOY] + SCALER_CALLS
+    )
+    central = {key for key in run.resources if key.startswith("binding:") and CENTRAL_SA in key}
+    assert central == {f"binding:worker-pool:europe-west1/team-e-edge-worker|roles/run.developer|"
+                       f"serviceAccount:{CENTRAL_SA}"}
+
+
+def test_scaler_again_only_reads(
+    stub_for: Callable[[str], GcloudStub], first_run: Callable[[str], FirstRun]
+) -> None:
+    stub = stub_for(ELASTIC)
+    stub.write_world(first_run(ELASTIC).world)
+
+    again = stub.run("scaler")
+
+    assert again.returncode == 0, again.stderr
+    assert again.calls[2:] == SCALER_CALLS[:1]
+    assert "exists: roles/run.developer for airflow-central@central-prod" in again.stderr
+
+
+def test_scaler_without_autoscaling_changes_nothing(
+    stub_for: Callable[[str], GcloudStub], first_run: Callable[[str], FirstRun]
+) -> None:
+    fixed = stub_for("defaults")
+    fixed.write_world(first_run("defaults").world)
+    off = fixed.run("scaler")
+    assert off.returncode == 0, off.stderr
+    assert off.mutating == []
+    assert "autoscaling is off" in off.stderr
+
+
 # --- A second run ---
 
 

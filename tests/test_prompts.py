@@ -46,6 +46,8 @@ OTHER_ANSWERS = {
     "queues": "[team_c_queue]", "pool_name": "team_c_pool", "pool_slots": 8, "python_deps": "[]",
     "central_python_deps": "[]", "execution_api_url": "https://airflow.example.com/execution",
     "dag_bundle_name": "dags-folder",
+    "autoscaling": False, "scale_min": 0, "scale_max": 3, "scale_in_idle_seconds": 600,
+    "central_service_account": "airflow-central@my-gcp-project.iam.gserviceaccount.com",
     "instances": 1, "min_instances": 1, "max_instances": 1, "worker_concurrency": 4, "cpu": "1", "memory": "2Gi",
     "job_poll_interval": 5, "heartbeat_interval": 30, "vpc_connector": "edge-connector",
     "vpc_network": "default", "vpc_subnet": "default", "vpc_egress": "private-ranges-only",

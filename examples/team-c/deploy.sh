@@ -3,7 +3,8 @@
 #
 #   ./deploy.sh [--dry-run] [--tag TAG] COMMAND...
 #
-# Commands: setup, build, dags, deploy, status, pools, all (= setup build dags deploy).
+# Commands: setup, build, dags, deploy, scaler, status, pools, all (= setup build dags deploy,
+# and scaler when autoscaling is on).
 # Every command looks before it changes anything: a second run creates nothing and
 # only builds and rolls out the image. --dry-run prints every gcloud command it
 # would run, one per line, ready to paste, and runs none. See docs/deploy.md.
@@ -24,6 +25,9 @@ SECRET=airflow-edge-secret
 TARGET=service
 MIN_GCLOUD_VERSION=498.0.0
 INSTANCES=1
+# autoscaling: the central site's scaler sets the count (central/README.md); deploy starts at scale_min.
+AUTOSCALING=false
+CENTRAL_SA=airflow-central@acme-data-prod.iam.gserviceaccount.com
 MIN_INSTANCES=1
 MAX_INSTANCES=2
 CPU=1
@@ -100,9 +104,11 @@ Commands (run in this order whatever order they are given in):
   dags     check that the DAG files load on the central site (tools/check_dag_imports.py),
            then sync dags/ to the DAG bucket (dags_source gcs-volume only).
   deploy   deploy the image TAG to the Cloud Run worker pool or service.
+  scaler   autoscaling only: let the central site's service account change this worker
+           pool's instance count (roles/run.developer on this worker pool only).
   status   describe the deployed worker pool or service.
   pools    print the commands that create the team's pool on the central site.
-  all      setup build dags deploy.
+  all      setup build dags deploy (and scaler when autoscaling is on).
 
 Options:
   --dry-run   print every gcloud command, one per line, shell-quoted; run none.
@@ -477,6 +483,24 @@ do_pools() {
   printf '%s\n' "$LINE"
 }
 
+# The central site's scaler (central/scale_*_workers.py) runs as CENTRAL_SA: it may read and
+# update this worker pool, and nothing else (a binding on the worker pool, not the project).
+do_scaler() {
+  local member="serviceAccount:${CENTRAL_SA}" role=roles/run.developer
+  if [[ "$AUTOSCALING" != true ]]; then
+    say "scaler: autoscaling is off (answer autoscaling=true with copier update); nothing to do."
+    return 0
+  fi
+  query gcloud run worker-pools get-iam-policy "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" \
+    '--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)'
+  if has_line "${role}"$'\t'"${member}" "$OUT"; then
+    say "exists: ${role} for ${CENTRAL_SA} on worker pool ${RESOURCE}"
+    return 0
+  fi
+  change_with_retry gcloud run worker-pools add-iam-policy-binding "$RESOURCE" "--project=${PROJECT}" \
+    "--region=${REGION}" "--member=${member}" "--role=${role}" --condition=None --format=none
+}
+
 resolve_tag() {
   if [[ -z "$TAG" ]]; then
     TAG="$(git rev-parse --short=7 HEAD 2>/dev/null)" \
@@ -500,8 +524,11 @@ while (( $# > 0 )); do
     --tag) (( $# > 1 )) || { usage >&2; exit 2; }; TAG=$2; shift ;;
     --tag=*) TAG=${1#--tag=} ;;
     -h | --help) usage; exit 0 ;;
-    setup | build | dags | deploy | status | pools) COMMANDS+=("$1") ;;
-    all) COMMANDS+=(setup build dags deploy) ;;
+    setup | build | dags | deploy | scaler | status | pools) COMMANDS+=("$1") ;;
+    all)
+      COMMANDS+=(setup build dags deploy)
+      if [[ "$AUTOSCALING" == true ]]; then COMMANDS+=(scaler); fi
+      ;;
     *) printf 'deploy.sh: unknown argument: %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
   esac
   shift
@@ -528,7 +555,7 @@ if { wants dags && [[ "$DAGS_SOURCE" == gcs-volume ]]; } || { wants build && [[ 
 fi
 if wants setup || wants build || wants dags || wants deploy; then
   preflight full
-elif wants status; then
+elif wants status || wants scaler; then
   preflight light
 fi
 
@@ -536,6 +563,7 @@ if wants setup; then do_setup; fi
 if wants build; then do_build; fi
 if wants dags; then do_dags; fi
 if wants deploy; then do_deploy; fi
+if wants scaler; then do_scaler; fi
 if wants status; then do_status; fi
 if wants pools; then do_pools; fi
 if ! $DRY_RUN && wants deploy; then

@@ -94,6 +94,8 @@ def scenario(name: str, team: Team, tag: str = "abc1234") -> dict[str, Any]:
     """A scenario file with the team's names filled in."""
     text = Template((SCENARIOS / f"{name}.json").read_text()).substitute(team.names(tag))
     world = json.loads(text)
+    if team.answers.get("autoscaling"):  # the central site's account: the platform team made it
+        world["resources"].append(f"service-account:{team.answers['central_service_account']}")
     if team.dags_source != "gcs-volume":  # no bucket is made nor read for an image with its DAGs inside
         world["resources"] = [
             key for key in world["resources"] if team.bucket not in key and key != "api:storage.googleapis.com"

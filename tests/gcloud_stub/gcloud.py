@@ -305,6 +305,15 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
             raise GcloudError(f"ERROR: (gcloud.run) cannot read --env-vars-file [{env_file}]")
         world.add(f"{kind}:{region}/{name}")
         return None
+    if words[:2] == ["run", "worker-pools"] and words[2] in {"get-iam-policy", "add-iam-policy-binding"}:
+        need(world, flags, "project")
+        key = f"worker-pool:{need(world, flags, 'region')}/{words[3]}"
+        exists_or_fail(world, key, f"worker pool [{words[3]}]")
+        if words[2] == "get-iam-policy":
+            print_bindings(world, key)
+        else:
+            add_binding(world, key, flags)
+        return None
     if path.startswith(("run worker-pools describe", "run services describe")):
         kind = "worker-pool" if words[1] == "worker-pools" else "service"
         need(world, flags, "project")

@@ -85,8 +85,11 @@ class Site:
 
 
 def central_extra(track: Track) -> tuple[str, ...]:
-    """What the central site needs beyond the worker's packages: PostgreSQL's driver for 2.10."""
-    return ("psycopg2-binary",) if track.postgres else ()
+    """What the central site needs beyond the worker's packages: PostgreSQL's drivers."""
+    if not track.postgres:
+        return ()
+    # Airflow 3 also opens an async engine on the same database (postgresql+asyncpg).
+    return ("psycopg2-binary", "asyncpg") if track.airflow_version.startswith("3.") else ("psycopg2-binary",)
 
 
 @contextmanager
