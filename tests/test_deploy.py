@@ -351,9 +351,9 @@ ELASTIC_DEPLOY = [
     "--region=europe-west1",
     "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-e-edge-worker:abc1234",
     "--service-account=team-e-edge@my-gcp-project.iam.gserviceaccount.com", *WORKER_ENV,
-    "--cpu=1", "--memory=2Gi", "--instances=0",
+    "--cpu=1", "--memory=2Gi", "--instances=0", *LOG_VOLUME,
     "--add-volume=name=dags,type=cloud-storage,bucket=my-gcp-project-airflow-dags,readonly=true,"
-    "mount-options=only-dir=dags/team_e",
+    "mount-options=only-dir=dags/team_e;metadata-cache-ttl-secs=10",
     "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/team_e",
     "--labels=app=airflow-edge-worker,team=team-e,managed-by=deploy-sh",
 ]  # fmt: skip
