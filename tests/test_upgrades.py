@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.templates import git, load_answers, render, snapshot_template, team_repo_at
+from support.templates import load_answers, release_with_old_copier_yml, render, team_repo_at
 from support.upgrades import assert_built_for, upgrade
 
 # The question a release before base_image_repository asked (the FROM line kept its answer).
@@ -52,18 +52,12 @@ def test_a_python_upgrade_moves_the_image_too(template_releases: Path, tmp_path:
 @pytest.fixture
 def release_with_base_image_question(tmp_path: Path) -> Path:
     """v1.0.0 asks base_image as a question (as releases before base_image_repository did); v2.0.0 is today's."""
-    template = snapshot_template(tmp_path / "edge-template")
-    copier_yml = template / "copier.yml"
-    today = copier_yml.read_text()
-    start = today.index("base_image_variant:\n")
-    end = today.index("secret_env_var:\n")
-    copier_yml.write_text(today[:start] + OLD_BASE_IMAGE_QUESTION + today[end:])
-    git(template, "commit", "-q", "-am", "v1.0.0 with base_image as a question")
-    git(template, "tag", "-f", "v1.0.0")
-    copier_yml.write_text(today)
-    git(template, "commit", "-q", "-am", "v2.0.0")
-    git(template, "tag", "v2.0.0")
-    return template
+
+    def old(today: str) -> str:
+        return today[: today.index("base_image_variant:\n")] + OLD_BASE_IMAGE_QUESTION + today[
+            today.index("secret_env_var:\n"):]
+
+    return release_with_old_copier_yml(tmp_path / "edge-template", old, "with base_image as a question")
 
 
 def test_a_repo_rendered_before_base_image_repository_keeps_its_mirror_and_its_regular_image(
@@ -88,21 +82,15 @@ def test_a_repo_rendered_before_base_image_repository_keeps_its_mirror_and_its_r
 @pytest.fixture
 def release_before_base_image_variant(tmp_path: Path) -> Path:
     """v1.0.0 builds FROM the regular image with no base_image_variant question; v2.0.0 is today's."""
-    template = snapshot_template(tmp_path / "edge-template")
-    copier_yml = template / "copier.yml"
-    today = copier_yml.read_text()
-    before = today[: today.index("base_image_variant:\n")] + today[today.index("base_image_repository:\n"):]
-    tag = re.search(r"^base_image_tag:\n(?:  .*\n)*?  default: .*\n", before, re.MULTILINE)
-    assert tag
-    before = before.replace(tag.group(0), 'base_image_tag:\n  type: str\n  when: false\n'
-                                          '  default: "{{ airflow_version }}-python{{ python_version }}"\n')
-    copier_yml.write_text(before)
-    git(template, "commit", "-q", "-am", "v1.0.0 before base_image_variant")
-    git(template, "tag", "-f", "v1.0.0")
-    copier_yml.write_text(today)
-    git(template, "commit", "-q", "-am", "v2.0.0")
-    git(template, "tag", "v2.0.0")
-    return template
+
+    def old(today: str) -> str:
+        before = today[: today.index("base_image_variant:\n")] + today[today.index("base_image_repository:\n"):]
+        tag = re.search(r"^base_image_tag:\n(?:  .*\n)*?  default: .*\n", before, re.MULTILINE)
+        assert tag
+        return before.replace(tag.group(0), 'base_image_tag:\n  type: str\n  when: false\n'
+                                             '  default: "{{ airflow_version }}-python{{ python_version }}"\n')
+
+    return release_with_old_copier_yml(tmp_path / "edge-template", old, "before base_image_variant")
 
 
 def test_a_repo_rendered_before_base_image_variant_keeps_the_regular_image(
