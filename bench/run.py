@@ -37,6 +37,7 @@ import fleet  # noqa: E402
 import image  # noqa: E402
 import soak  # noqa: E402
 from support import elastic, harness  # noqa: E402
+from support.cloud_storage import cloud_storage  # noqa: E402
 from support.sites import TRACKS, Track, running_central_site  # noqa: E402
 from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
 
@@ -312,6 +313,16 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
 
         values, floors = interleave(runs, entrypoint, bare)
         memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
+        # remote_logging: the Google provider's task log handler loads in every task process.
+        logs_repo = render(work / track.name / "team-c-remote-logs", {**answers, "remote_logging": True},
+                           src=template, vcs_ref="v1.0.0")
+        (logs_repo / "dags" / "team_c" / "bench_dag.py").write_text(
+            SLOW_DAG.format(module="team_c", count=concurrency))
+        folder = load_answers(logs_repo)["remote_log_folder"]
+        with cloud_storage(folder.split("/")[2], folder.split("/", 3)[3] + "/", work / track.name / "logs") as gcs:
+            remote = measure_memory(central, logs_repo, harness.airflow_venv(logs_repo), secret,
+                                    work / track.name / "logs", concurrency, overrides=gcs.worker_env())
+        memory.update({f"{key}, remote_logging": value for key, value in remote.items()})
     row = Row(f"registration ({track.name}): entrypoint start -> registered", "s", values,
               "bare airflow edge worker", floors, "<= 1.2x", 1.2)
     return row, memory
@@ -333,8 +344,9 @@ def tree_pss(pid: int) -> float:
     return sum(harness.pss_mib(p) for p in [pid, *harness.descendants(pid)] if harness.alive(p))
 
 
-def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, concurrency: int) -> dict[str, float]:
-    worker = harness.start_worker(repo, venv, secret, logs, "memory")
+def measure_memory(central, repo: Path, venv: Path, secret: str, logs: Path, concurrency: int,
+                   overrides: dict[str, str] | None = None) -> dict[str, float]:
+    worker = harness.start_worker(repo, venv, secret, logs, f"memory-{time.monotonic_ns()}", overrides=overrides)
     try:
         name = harness.wait_until("the memory worker's name", worker.name, timeout=30)
         harness.wait_until("registration", lambda: central.worker_rows().get(name) == "idle", timeout=60)

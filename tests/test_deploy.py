@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gcloud_stub import INTERRUPTED, GcloudStub, Result, Team, path_without_gcloud, scenario
+from gcloud_stub import INTERRUPTED, GcloudStub, Result, Team, path_without_gcloud, rendered_team, scenario
 from gcloud_stub.calls import is_creating, is_mutating
 from support.matrix import MATRIX
 from support.templates import run_tool, tool
@@ -36,6 +36,14 @@ def dags_read_condition(team: str, bucket: str, prefix: str) -> str:
         f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
         f":title={team} DAGs read"
     )
+
+def logs_write_condition(team: str, bucket: str, prefix: str) -> str:
+    """The IAM condition on the runtime account's task log access: the team's log objects only."""
+    return (
+        f'--condition=^:^expression=resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
+        f":title={team} task logs write"
+    )
+
 
 # Every deploy puts the task logs ([logging] base_log_folder) on a size-limited in-memory volume.
 LOG_VOLUME = [
@@ -197,7 +205,9 @@ def preflight_calls(t: Team) -> list[list[str]]:
 def setup_calls(t: Team) -> list[list[str]]:
     p, member = f"--project={t.project}", f"--member=serviceAccount:{t.sa_email}"
     gcs = t.dags_source == "gcs-volume"
-    apis = ["artifactregistry", "cloudbuild", "iam", "logging", "monitoring", "run"] + (["storage"] if gcs else [])
+    remote_logs = t.answers.get("remote_logging", False)
+    apis = ["artifactregistry", "cloudbuild", "iam", "logging", "monitoring", "run"]
+    apis += ["storage"] if gcs or remote_logs else []
     log_resource = (
         f'resource.type="cloud_run_worker_pool" AND resource.labels.worker_pool_name="{t.resource}"'
         if t.target == "worker-pool"
@@ -231,6 +241,17 @@ def setup_calls(t: Team) -> list[list[str]]:
             ["gcloud", "storage", "buckets", "add-iam-policy-binding", bucket, p, member,
              "--role=roles/storage.objectViewer",
              dags_read_condition(t.team, t.bucket, f"{t.answers['dags_bucket_path']}/{t.team_module}/"),
+             "--format=none"],
+        ]  # fmt: skip
+    if remote_logs:
+        log_bucket = f"gs://{t.log_bucket}"
+        calls += [
+            ["gcloud", "storage", "buckets", "describe", log_bucket, p, "--format=value(name)"],
+            ["gcloud", "storage", "buckets", "create", log_bucket, p, f"--location={t.region}",
+             "--uniform-bucket-level-access", "--public-access-prevention"],
+            ["gcloud", "storage", "buckets", "get-iam-policy", log_bucket, p, *READ_BUCKET_POLICY],
+            ["gcloud", "storage", "buckets", "add-iam-policy-binding", log_bucket, p, member,
+             "--role=roles/storage.objectUser", logs_write_condition(t.team, t.log_bucket, t.log_prefix),
              "--format=none"],
         ]  # fmt: skip
     calls += [
@@ -579,7 +600,8 @@ def test_a_new_service_account_not_yet_visible_to_iam_is_retried(stub_for: Calla
 
 
 # The mutating calls of `all` in a new project.
-CHANGES = {"defaults": 13, "af2-service-directvpc-image": 10}
+# af2-service-directvpc-image: its DAGs in the image, its task logs in a bucket of their own.
+CHANGES = {"defaults": 13, "af2-service-directvpc-image": 12}
 
 
 @pytest.mark.parametrize("case", sorted(CHANGES))
@@ -806,6 +828,9 @@ def test_the_runtime_account_gets_only_the_roles_it_needs(
         expected.add(
             f"binding:bucket:gs://{t.bucket}|roles/storage.objectViewer|serviceAccount:{t.sa_email}|{t.team} DAGs read"
         )
+    if t.answers.get("remote_logging"):
+        expected.add(f"binding:bucket:gs://{t.log_bucket}|roles/storage.objectUser|serviceAccount:{t.sa_email}"
+                     f"|{t.team} task logs write")
     assert granted == expected
 
 
@@ -816,16 +841,73 @@ def test_the_worker_reads_only_its_team_prefix_of_the_dag_bucket(first_run: Call
     prefix = "teams/analytics/dags/analytics/"
 
     assert key in run.resources
-    assert run.world["conditions"] == {
-        key: f'resource.name.startsWith("projects/_/buckets/acme-dags/objects/{prefix}")'
+    assert run.world["conditions"][key] == (
+        f'resource.name.startsWith("projects/_/buckets/acme-dags/objects/{prefix}")'
         f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
-    }
+    )
     deploy = run.result.calls[-1]
     assert [w for w in deploy if w.startswith("--add-volume") and "dags" in w] == [
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
         "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
         "--add-volume-mount=volume=dags,mount-path=/opt/airflow/dags-bucket/analytics",
     ]
+
+
+def test_the_worker_writes_only_its_team_folder_of_the_task_log_bucket(
+    first_run: Callable[[str], FirstRun], team_of: Callable[[str], Team]
+) -> None:
+    run = first_run("af3-pool-directvpc-gcs")
+    member = "serviceAccount:analytics-edge@acme-data-prod.iam.gserviceaccount.com"
+    key = f"binding:bucket:gs://acme-airflow-logs|roles/storage.objectUser|{member}|analytics task logs write"
+    env = (team_of("af3-pool-directvpc-gcs").repo / "worker.env.yaml").read_text()
+
+    assert key in run.resources
+    assert run.world["conditions"][key] == (
+        'resource.name.startsWith("projects/_/buckets/acme-airflow-logs/objects/teams/analytics/")'
+    )
+    # The worker's own setting names the same folder, uploading as its service account.
+    assert 'AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER: "gs://acme-airflow-logs/teams/analytics"\n' in env
+    assert 'AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID: ""\n' in env
+    # Nothing else of either bucket is granted to it.
+    assert {k for k in run.resources if k.startswith("binding:bucket:") and member in k} == {
+        f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read", key,
+    }
+
+
+def test_setup_again_keeps_the_task_log_grant_as_it_is(
+    stub_for: Callable[[str], GcloudStub], first_run: Callable[[str], FirstRun]
+) -> None:
+    stub = stub_for("af3-pool-directvpc-gcs")
+    stub.write_world(first_run("af3-pool-directvpc-gcs").world)
+
+    again = stub.run("setup")
+
+    assert again.returncode == 0, again.stderr
+    assert again.mutating == []
+    assert "exists: roles/storage.objectUser for analytics-edge@acme-data-prod.iam.gserviceaccount.com on " \
+           "gs://acme-airflow-logs, objects under teams/analytics/ only" in again.stderr
+
+
+def test_task_logs_in_the_dag_bucket_make_no_second_bucket(
+    render_to: Callable[..., Path], tmp_path: Path
+) -> None:
+    answers = {"team_name": "team-c", "remote_logging": True,
+               "remote_log_folder": "gs://my-gcp-project-airflow-dags/logs/team-c"}
+    stub = GcloudStub.create(tmp_path, rendered_team("logs-in-dag-bucket", answers, render_to))
+    stub.load("nothing-exists")
+
+    result = stub.run("setup")
+
+    assert result.returncode == 0, result.stderr
+    bucket = [argv[3:5] for argv in result.calls if argv[1:3] == ["storage", "buckets"]]
+    dags = "gs://my-gcp-project-airflow-dags"
+    assert bucket == [["describe", dags], ["create", dags], ["get-iam-policy", dags], ["add-iam-policy-binding", dags],
+                      ["get-iam-policy", dags], ["add-iam-policy-binding", dags]]
+    grant = [argv for argv in result.calls if argv[3:4] == ["add-iam-policy-binding"]][-1]
+    assert grant[-2] == (
+        '--condition=^:^expression=resource.name.startsWith("projects/_/buckets/my-gcp-project-airflow-dags/objects/'
+        'logs/team-c/"):title=team-c task logs write'
+    )
 
 
 def test_the_worker_dag_folder_holds_the_mounted_team_folder(team_of: Callable[[str], Team]) -> None:

@@ -51,7 +51,7 @@ OTHER_ANSWERS = {
     "instances": 1, "min_instances": 1, "max_instances": 1, "worker_concurrency": 4, "cpu": "1", "memory": "2Gi",
     "job_poll_interval": 5, "heartbeat_interval": 30, "vpc_connector": "edge-connector",
     "vpc_network": "default", "vpc_subnet": "default", "vpc_egress": "private-ranges-only",
-    "dags_source": "image",
+    "dags_source": "image", "remote_logging": False, "remote_log_folder": "gs://my-gcp-project-airflow-logs/team-c",
 }
 
 

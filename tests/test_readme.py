@@ -155,3 +155,23 @@ def test_the_question_table_names_every_visible_question_and_no_other() -> None:
     anywhere = {name for name in re.findall(r"`([a-z_]+)`", table) if name in questions}
     assert first_column <= visible, first_column - visible
     assert anywhere == visible, visible ^ anywhere
+
+
+def test_the_generated_readme_command_that_keeps_task_logs_turns_them_on(
+    template_releases: Path, tmp_path: Path
+) -> None:
+    repo = team_repo_at(template_releases, tmp_path / "team-c", "v2.0.0")
+    readme = (repo / "README.md").read_text()
+    command = re.search(r"`(copier update --data remote_logging=true [^`]*)`", readme).group(1)
+    assert command == "copier update --data remote_logging=true --data remote_log_folder=gs://BUCKET/FOLDER"
+
+    command = command.replace("gs://BUCKET/FOLDER", "gs://acme-airflow-logs/team-c")
+    result = shell(command.replace("copier update", "copier update --defaults --vcs-ref v2.0.0"), repo)
+
+    assert result.returncode == 0, result.stderr
+    answers = load_answers(repo)
+    assert (answers["remote_logging"], answers["remote_log_folder"]) == (True, "gs://acme-airflow-logs/team-c")
+    assert 'AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER: "gs://acme-airflow-logs/team-c"' in (
+        repo / "worker.env.yaml").read_text()
+    assert '"apache-airflow-providers-google"' in (repo / "Dockerfile").read_text()
+    assert "Each finished try's log is also uploaded to" in (repo / "README.md").read_text()

@@ -44,6 +44,9 @@ DAGS_OBJECT_PREFIX=dags/team_c/
 DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
 DAGS_METADATA_CACHE_TTL=10
 HEALTH_PATH=/health
+REMOTE_LOGGING=false
+LOG_BUCKET=''
+LOG_OBJECT_PREFIX=''
 LOG_FOLDER=/opt/airflow/logs
 LOG_VOLUME_MIB=128
 POOL_NAME=team_c_pool
@@ -67,6 +70,10 @@ DAGS_OBJECTS_CONDITION="resource.name.startsWith(\"projects/_/buckets/${DAGS_BUC
 DAGS_LIST_CONDITION="api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${DAGS_OBJECT_PREFIX}\")"
 DAGS_READ_TITLE="${TEAM} DAGs read"
 DAGS_READ_CONDITION="^:^expression=${DAGS_OBJECTS_CONDITION} || ${DAGS_LIST_CONDITION}:title=${DAGS_READ_TITLE}"
+# remote_logging: the runtime service account reads and writes the team's log objects only (an
+# upload of a try's log reads what is there first and replaces it, so objectUser, not objectCreator).
+LOGS_WRITE_TITLE="${TEAM} task logs write"
+LOGS_WRITE_CONDITION="^:^expression=resource.name.startsWith(\"projects/_/buckets/${LOG_BUCKET}/objects/${LOG_OBJECT_PREFIX}\"):title=${LOGS_WRITE_TITLE}"
 METRIC="${RESOURCE}-errors"
 POLICY_NAME="${RESOURCE} errors"
 LABELS="app=airflow-edge-worker,team=${TEAM},managed-by=deploy-sh"
@@ -81,7 +88,9 @@ REQUIRED_APIS=(
   run.googleapis.com
   secretmanager.googleapis.com
 )
-[[ "$DAGS_SOURCE" != gcs-volume ]] || REQUIRED_APIS+=(storage.googleapis.com)
+if [[ "$DAGS_SOURCE" == gcs-volume || "$REMOTE_LOGGING" == true ]]; then
+  REQUIRED_APIS+=(storage.googleapis.com)
+fi
 
 if [[ "$TARGET" == worker-pool ]]; then
   LOG_RESOURCE="resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"${RESOURCE}\""
@@ -99,7 +108,8 @@ Usage: ./deploy.sh [--dry-run] [--tag TAG] COMMAND...
 Commands (run in this order whatever order they are given in):
   setup    once: enable the APIs, create the Artifact Registry repository, the runtime
            service account, its IAM roles, its access to the secret, the DAG bucket
-           (gcs-volume) and the error alert. Creates only what is missing.
+           (gcs-volume), the task log bucket (remote_logging) and the error alert.
+           Creates only what is missing.
   build    build and push the image with Cloud Build (cloudbuild.yaml), tagged TAG.
   dags     check that the DAG files load on the central site (tools/check_dag_imports.py),
            then sync dags/ to the DAG bucket (dags_source gcs-volume only).
@@ -307,15 +317,15 @@ ensure_roles() {
   done
 }
 
+# ensure_bucket gs://BUCKET: uniform access (IAM conditions need it), never public.
 ensure_bucket() {
-  local bucket="gs://${DAGS_BUCKET}"
+  local bucket=$1
   if probe gcloud storage buckets describe "$bucket" "--project=${PROJECT}" '--format=value(name)'; then
     say "exists: bucket ${bucket}"
   else
     change gcloud storage buckets create "$bucket" "--project=${PROJECT}" "--location=${REGION}" \
       --uniform-bucket-level-access --public-access-prevention
   fi
-  ensure_dags_read_access "$bucket"
 }
 
 # ensure_dags_read_access gs://BUCKET: the runtime service account may read the team's
@@ -336,6 +346,20 @@ ensure_dags_read_access() {
     change gcloud storage buckets remove-iam-policy-binding "$bucket" "--project=${PROJECT}" \
       "--member=${MEMBER}" "--role=${role}" --condition=None --format=none
   fi
+}
+
+# ensure_log_write_access gs://BUCKET: the runtime service account may read and write the team's
+# task log objects (LOG_OBJECT_PREFIX), nothing else of the bucket.
+ensure_log_write_access() {
+  local bucket=$1 role=roles/storage.objectUser
+  query gcloud storage buckets get-iam-policy "$bucket" "--project=${PROJECT}" '--flatten=bindings[].members' \
+    '--format=value(bindings.role,bindings.members,bindings.condition.title)'
+  if has_line "${role}"$'\t'"${MEMBER}"$'\t'"${LOGS_WRITE_TITLE}" "$OUT"; then
+    say "exists: ${role} for ${SA_EMAIL} on ${bucket}, objects under ${LOG_OBJECT_PREFIX} only"
+    return 0
+  fi
+  change_with_retry gcloud storage buckets add-iam-policy-binding "$bucket" "--project=${PROJECT}" \
+    "--member=${MEMBER}" "--role=${role}" "--condition=${LOGS_WRITE_CONDITION}" --format=none
 }
 
 ensure_alert() {
@@ -367,7 +391,14 @@ do_setup() {
   # Access to the one secret, not to every secret of the project.
   ensure_roles secret "$SECRET" roles/secretmanager.secretAccessor
   if [[ "$DAGS_SOURCE" == gcs-volume ]]; then
-    ensure_bucket
+    ensure_bucket "gs://${DAGS_BUCKET}"
+    ensure_dags_read_access "gs://${DAGS_BUCKET}"
+  fi
+  if [[ "$REMOTE_LOGGING" == true ]]; then
+    if [[ "$DAGS_SOURCE" != gcs-volume || "$LOG_BUCKET" != "$DAGS_BUCKET" ]]; then
+      ensure_bucket "gs://${LOG_BUCKET}"
+    fi
+    ensure_log_write_access "gs://${LOG_BUCKET}"
   fi
   ensure_alert
 }

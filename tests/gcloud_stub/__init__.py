@@ -61,6 +61,15 @@ class Team:
         return self.answers.get("dags_bucket", f"{self.project}-airflow-dags")
 
     @property
+    def log_bucket(self) -> str:
+        """remote_logging: the bucket of remote_log_folder (gs://BUCKET/FOLDER)."""
+        return self.answers["remote_log_folder"].split("/")[2]
+
+    @property
+    def log_prefix(self) -> str:
+        return self.answers["remote_log_folder"].split("/", 3)[3] + "/"
+
+    @property
     def image(self) -> str:
         return f"{self.region}-docker.pkg.dev/{self.project}/{self.answers['artifact_registry_repo']}/{self.resource}"
 
@@ -96,10 +105,18 @@ def scenario(name: str, team: Team, tag: str = "abc1234") -> dict[str, Any]:
     world = json.loads(text)
     if team.answers.get("autoscaling"):  # the central site's account: the platform team made it
         world["resources"].append(f"service-account:{team.answers['central_service_account']}")
+    # A world with the DAG bucket (one where setup ran) has the task log bucket too, when there is one.
+    setup_ran = f"bucket:gs://{team.bucket}" in world["resources"]
     if team.dags_source != "gcs-volume":  # no bucket is made nor read for an image with its DAGs inside
-        world["resources"] = [
-            key for key in world["resources"] if team.bucket not in key and key != "api:storage.googleapis.com"
+        world["resources"] = [key for key in world["resources"] if team.bucket not in key]
+    if team.answers.get("remote_logging") and setup_ran:  # the log bucket, the worker's grant on its folder
+        world["resources"] += [
+            f"bucket:gs://{team.log_bucket}",
+            f"binding:bucket:gs://{team.log_bucket}|roles/storage.objectUser|serviceAccount:{team.sa_email}"
+            f"|{team.team} task logs write",
         ]
+    if team.dags_source != "gcs-volume" and not team.answers.get("remote_logging"):
+        world["resources"] = [key for key in world["resources"] if key != "api:storage.googleapis.com"]
     return world
 
 

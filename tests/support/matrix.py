@@ -35,6 +35,8 @@ MATRIX: dict[str, dict[str, Any]] = {
         "instances": 3,
         "dags_bucket": "acme-dags",
         "dags_bucket_path": "teams/analytics/dags",
+        "remote_logging": True,
+        "remote_log_folder": "gs://acme-airflow-logs/teams/analytics",
     },
     # An elastic worker pool: the central site's scaler sets its instance count.
     "af3-pool-elastic": {
@@ -55,6 +57,7 @@ MATRIX: dict[str, dict[str, Any]] = {
         "max_instances": 4,
         "network_mode": "direct-vpc",
         "dags_source": "image",
+        "remote_logging": True,  # the default folder, in a bucket of its own
     },
     "af2-service-none-gcs": {
         "team_name": "ml-platform",
@@ -209,6 +212,17 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("dags_bucket", "my-google-dags", {}, 'without "goog"'),
     ("dags_bucket_path", "../other-team", {}, "no '..' or leading '/'"),
     ("dags_bucket_path", "/abs", {}, "no '..' or leading '/'"),
+    ("remote_log_folder", "gs://acme-logs", {"remote_logging": True}, "gs://BUCKET/FOLDER"),
+    ("remote_log_folder", "gs://acme-logs/team-c/", {"remote_logging": True}, "no trailing '/'"),
+    ("remote_log_folder", "s3://acme-logs/team-c", {"remote_logging": True}, "gs://BUCKET/FOLDER"),
+    ("remote_log_folder", "gs://Acme_Logs/team-c", {"remote_logging": True}, "gs://BUCKET/FOLDER"),
+    ("remote_log_folder", "gs://acme-logs/../team-a", {"remote_logging": True}, "gs://BUCKET/FOLDER"),
+    ("remote_log_folder", "gs://my-google-logs/team-c", {"remote_logging": True}, 'without "goog"'),
+    # The worker may write its log folder: never inside its DAG folder, nor around it.
+    ("remote_log_folder", "gs://my-gcp-project-airflow-dags/dags/team_c/logs", {"remote_logging": True},
+     "must not be inside the team's DAG folder"),
+    ("remote_log_folder", "gs://my-gcp-project-airflow-dags/dags", {"remote_logging": True},
+     "must not be inside the team's DAG folder"),
     # The central site's shape and the network (Airflow 3 DAG bundle, Execution API, Shared VPC).
     ("dag_bundle_name", "team dags", AF3, "dag_bundle_name must be 1 to 250"),
     ("dag_bundle_name", "team/dags", AF3, "dag_bundle_name must be 1 to 250"),
