@@ -14,6 +14,7 @@ import time
 import pytest
 from support.harness import wait_until
 from support.sites import Site
+from support.templates import sh_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +65,16 @@ def test_after_five_restarts_and_the_clean_up_only_the_live_worker_is_left(site:
     assert {rows()[name] for name in stopped} == {"offline"}
     # Rows younger than the bound stay.
     clean_up(site, "--older-than", "3600")
+    assert set(stopped) | {killed} <= set(rows())
+    # The central README's command, as written there, from the central folder: it removes nothing.
+    central = site.team_c / "central"
+    documented = [line for block in sh_blocks((central / "README.md").read_text()) for line in block
+                  if "remove_dead_workers.py" in line]
+    assert documented == ["python remove_dead_workers.py --dry-run"]
+    dry = subprocess.run(["bash", "-c", documented[0]], cwd=central, env=site.central.env, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "team team-c: 0 row(s) would be removed" in dry.stdout
     assert set(stopped) | {killed} <= set(rows())
 
     # The fifth restart is the live worker.

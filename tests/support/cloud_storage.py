@@ -30,6 +30,15 @@ from support import harness
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that closes its kept-alive connection is normal here, not an error to print."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class CloudStorage:
     bucket: str
@@ -92,7 +101,7 @@ class CloudStorage:
             server.shutdown()
 
     def _start(self, handler: type[BaseHTTPRequestHandler]) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), handler)
+        server = _QuietServer(("127.0.0.1", harness.free_port()), handler)
         self._servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{server.server_address[1]}"
