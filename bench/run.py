@@ -265,6 +265,8 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
         "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi", "job_poll_interval": 1,
         "heartbeat_interval": 5, "dags_source": "image", "python_deps": ["pandas==2.2.3"],
     }
+    if track.airflow_version.startswith("3."):  # the worker serves the central site's bundle by name
+        answers["dag_bundle_name"] = track.bundle
     repo = render(work / track.name / "team-c", answers, src=template, vcs_ref="v1.0.0")
     concurrency = int(harness.worker_env_file(repo)["EDGE_WORKER_CONCURRENCY"])
     (repo / "dags" / "team_c" / "bench_dag.py").write_text(SLOW_DAG.format(module="team_c", count=concurrency))
@@ -313,9 +315,10 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
 
         values, floors = interleave(runs, entrypoint, bare)
         memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
-        # remote_logging: the Google provider's task log handler loads in every task process.
-        logs_repo = render(work / track.name / "team-c-remote-logs", {**answers, "remote_logging": True},
-                           src=template, vcs_ref="v1.0.0")
+        # remote_logging: the Google provider's task log handler loads in every task process. The
+        # provider brings pandas of its own: a pin to another version would fail the build.
+        logs_answers = {**answers, "remote_logging": True, "python_deps": ["pandas"]}
+        logs_repo = render(work / track.name / "team-c-remote-logs", logs_answers, src=template, vcs_ref="v1.0.0")
         (logs_repo / "dags" / "team_c" / "bench_dag.py").write_text(
             SLOW_DAG.format(module="team_c", count=concurrency))
         folder = load_answers(logs_repo)["remote_log_folder"]

@@ -132,9 +132,9 @@ SERVICE_PROBES = [
 ]
 
 
-def service_flags(min_instances: int, max_instances: int) -> list[str]:
+def service_flags(min_instances: int, max_instances: int, memory: str = "2Gi") -> list[str]:
     """What every service deploy passes between its service account and its network (1 CPU, 2Gi)."""
-    return [*WORKER_ENV, "--cpu=1", "--memory=2Gi", "--execution-environment=gen2", "--no-cpu-throttling",
+    return [*WORKER_ENV, "--cpu=1", f"--memory={memory}", "--execution-environment=gen2", "--no-cpu-throttling",
             f"--min-instances={min_instances}", f"--max-instances={max_instances}", "--ingress=internal",
             "--no-allow-unauthenticated", *SERVICE_PROBES]
 
@@ -147,7 +147,7 @@ DEPLOY_COMMANDS = {
         "--image=us-central1-docker.pkg.dev/acme-data-prod/airflow-edge/analytics-edge-worker:abc1234",
         "--service-account=analytics-edge@acme-data-prod.iam.gserviceaccount.com",
         "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
-        "--cpu=1", "--memory=2Gi", "--instances=3",
+        "--cpu=1", "--memory=3Gi", "--instances=3",  # the memory default with remote_logging
         *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
         "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
@@ -170,7 +170,7 @@ DEPLOY_COMMANDS = {
         "gcloud", "run", "deploy", "team-b-edge-worker", "--project=my-gcp-project", "--region=europe-west1",
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-b-edge-worker:abc1234",
         "--service-account=team-b-edge@my-gcp-project.iam.gserviceaccount.com",
-        *service_flags(2, 4),
+        *service_flags(2, 4, memory="3Gi"),  # the memory default with remote_logging
         *LOG_VOLUME,
         "--network=default", "--subnet=default", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-b,managed-by=deploy-sh",
