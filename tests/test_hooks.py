@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.matrix import MATRIX
 from support.templates import ROOT, git, team_repo_at, tool
 
 
@@ -138,22 +139,19 @@ def test_a_repo_rendered_from_a_git_url_fetches_its_hooks(template_releases, tmp
     assert result.stdout.count("Passed") == len(ours["hooks"])
 
 
-def test_answers_hook_flags_a_task_log_folder_other_than_the_granted_one(render_to, monkeypatch) -> None:
+def test_answers_hook_flags_a_task_log_folder_other_than_the_granted_one(render_to) -> None:
     """deploy.sh lets the worker write remote_log_folder only: another folder in worker.env.yaml would fail."""
-    from support.matrix import MATRIX
-
     repo = render_to(MATRIX["af3-pool-directvpc-gcs"], name="analytics")
-    sys.path.insert(0, str(ROOT / "hooks"))
-    import check_answers
-
-    monkeypatch.chdir(repo)
-    answers = check_answers.read_answers(repo / ".copier-answers.yml")
-    assert check_answers.problems(answers) == []
+    hook = [sys.executable, str(ROOT / "hooks" / "check_answers.py")]
+    assert subprocess.run(hook, cwd=repo, capture_output=True, text=True, check=False).returncode == 0
     env = repo / "worker.env.yaml"
     env.write_text(env.read_text().replace("gs://acme-airflow-logs/teams/analytics", "gs://acme-airflow-logs/teams"))
 
-    assert check_answers.problems(answers) == [
+    result = subprocess.run(hook, cwd=repo, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 1
+    assert result.stdout == (
         "worker.env.yaml: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER is 'gs://acme-airflow-logs/teams' but the answers "
         "give 'gs://acme-airflow-logs/teams/analytics'; undo the hand edit, or change the answer with "
-        "`copier update --data remote_log_folder=gs://acme-airflow-logs/teams/analytics`"
-    ]
+        "`copier update --data remote_log_folder=gs://acme-airflow-logs/teams/analytics`\n"
+    )
