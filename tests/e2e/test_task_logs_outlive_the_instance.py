@@ -3,7 +3,6 @@ the runtime service account: after the instance is gone, its logs are not."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from support import harness
 from support.cloud_storage import cloud_storage
 from support.sites import Site
-from support.templates import render
+from support.templates import render, sh_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +21,8 @@ FOLDER = "airflow/team-c"
 
 def central_connection_commands(repo: Path) -> list[str]:
     """The `airflow connections` lines of the central README's sh blocks: what the site must run."""
-    blocks = re.findall(r"```sh\n(.*?)```", (repo / "central" / "README.md").read_text(), re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.startswith("airflow connections")]
+    blocks = sh_blocks((repo / "central" / "README.md").read_text())
+    return [line for block in blocks for line in block if line.startswith("airflow connections")]
 
 
 # Both majors, and Airflow 3.0's Task SDK (whose supervisor does the upload there).
