@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The rendered files still agree with .copier-answers.yml.
+"""The rendered files still agree with .copier-answers.yml and the central site's facts.
 
-Answers change only through `copier update --data NAME=VALUE`, which re-renders every
-file that uses them. A hand edit of a pin, a queue or a pool drifts from the answers,
-and the next `copier update` would undo it or conflict.
+Answers change only through `copier update --data NAME=VALUE`, and the site's facts only
+through a template release (its site profile); either re-renders every file that uses them.
+A hand edit of a pin, a queue or a pool drifts from them, and the next `copier update`
+would undo it or conflict.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from answers import read_answers  # noqa: E402
+from answers import read_answers, site_facts  # noqa: E402
 
 
 def env_value(text: str, key: str) -> str | None:
@@ -32,38 +33,41 @@ def shell_word(answer: str, value: object) -> str:
 def problems(answers: dict[str, object]) -> list[str]:
     found: list[str] = []
 
-    def expect(file: str, what: str, seen: object, answer: str, wanted: object, hint: str | None = None) -> None:
+    site = site_facts(answers)
+
+    def expect(file: str, what: str, seen: object, answer: str, wanted: object) -> None:
         if seen != wanted:
             found.append(
                 f"{file}: {what} is {seen!r} but the answers give {wanted!r}; undo the hand edit, "
-                f"or change the answer with `copier update --data {shell_word(answer, hint or answers.get(answer))}`"
+                f"or change the answer with `copier update --data {shell_word(answer, answers.get(answer))}`"
+            )
+
+    def expect_site(file: str, what: str, seen: object, fact: str) -> None:
+        if seen != site.get(fact):
+            found.append(
+                f"{file}: {what} is {seen!r} but the central site {answers.get('_site')!r} gives "
+                f"{site.get(fact)!r} ({fact}); undo the hand edit: the site's profile in the template sets it"
             )
 
     dockerfile = Path("Dockerfile")
     if dockerfile.exists():
         text = dockerfile.read_text()
         base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE)
-        # The tag follows the variant and the versions (copier.yml computes base_image_tag the
-        # same way); answers from before base_image_variant built the regular image.
-        repository = answers.get("base_image_repository")
-        slim = "slim-" if answers.get("base_image_variant") == "slim" else ""
-        wanted_base = f"{repository}:{slim}{answers.get('airflow_version')}-python{answers.get('python_version')}"
-        expect("Dockerfile", "the base image", base.group(1) if base else None, "base_image_repository", wanted_base,
-               hint=str(repository))
-        for package, answer in (
+        expect_site("Dockerfile", "the base image", base.group(1) if base else None, "base_image")
+        for package, fact in (
             ("apache-airflow", "airflow_version"),
             ("apache-airflow-providers-edge3", "edge_provider_version"),
         ):
             pin = re.search(rf'"{re.escape(package)}==([^"]+)"', text)
-            expect("Dockerfile", f"the {package} pin", pin.group(1) if pin else None, answer, answers.get(answer))
+            expect_site("Dockerfile", f"the {package} pin", pin.group(1) if pin else None, fact)
     worker_env = Path("worker.env.yaml")
     if worker_env.exists():
         text = worker_env.read_text()
         queues = answers.get("queues")
         expect("worker.env.yaml", "EDGE_WORKER_QUEUES", env_value(text, "EDGE_WORKER_QUEUES"), "queues",
                ",".join(map(str, queues)) if isinstance(queues, list) else queues)
-        expect("worker.env.yaml", "AIRFLOW__EDGE__API_URL", env_value(text, "AIRFLOW__EDGE__API_URL"),
-               "edge_api_url", answers.get("edge_api_url"))
+        expect_site("worker.env.yaml", "AIRFLOW__EDGE__API_URL", env_value(text, "AIRFLOW__EDGE__API_URL"),
+                    "edge_api_url")
         expect("worker.env.yaml", "EDGE_WORKER_CONCURRENCY", env_value(text, "EDGE_WORKER_CONCURRENCY"),
                "worker_concurrency", answers.get("worker_concurrency"))
         if str(answers.get("remote_logging")).lower() == "true":  # deploy.sh lets the worker write this folder only

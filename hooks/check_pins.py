@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""requirements.txt must not pin apache-airflow or its edge provider against the answers.
+"""requirements.txt must not pin apache-airflow or its edge provider against the central site.
 
-The Dockerfile pins both to the central site's versions (the answers); another pin in
-requirements.txt either repeats it or breaks the build.
+The Dockerfile pins both to the central site's versions (its site profile, recorded in
+.copier-answers.yml); another pin in requirements.txt either repeats it or breaks the build.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from answers import normalize, read_answers  # noqa: E402
+from answers import normalize, read_answers, site_facts  # noqa: E402
 
 PINNED = {"apache-airflow": "airflow_version", "apache-airflow-providers-edge3": "edge_provider_version"}
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
@@ -28,12 +28,11 @@ def problems(path: Path, answers: dict[str, object]) -> list[str]:
         name = normalize(match.group(1))
         if name not in PINNED:
             continue
-        wanted = f"=={answers.get(PINNED[name], '?')}"
+        wanted = f"=={site_facts(answers).get(PINNED[name], '?')}"
         if match.group(3).replace(" ", "") != wanted:
             found.append(
-                f"{path}:{number}: {name} is pinned by the Dockerfile to {wanted[2:]} (answer "
-                f"{PINNED[name]}); remove this line, or change the answer with "
-                f"`copier update --data {PINNED[name]}=VERSION`"
+                f"{path}:{number}: {name} is pinned by the Dockerfile to {wanted[2:]}, the central "
+                f"site's {PINNED[name]}; remove this line (the site's profile moves it for every team)"
             )
     return found
 

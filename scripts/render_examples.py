@@ -28,6 +28,8 @@ def render_example(answers_file: Path, dst: Path) -> Path:
         shutil.copy2(ROOT / "copier.yml", template / "copier.yml")
         shutil.copytree(ROOT / "template", template / "template")
         shutil.copytree(ROOT / "includes", template / "includes")
+        # The example team joins the example platform's site (examples/sites/), not sites/.
+        shutil.copytree(EXAMPLES / "sites", template / "sites")
         if dst.exists():
             shutil.rmtree(dst)
         copier.run_copy(str(template), str(dst), data=yaml.safe_load(answers_file.read_text()), defaults=True,

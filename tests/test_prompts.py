@@ -17,13 +17,13 @@ import pexpect
 import pytest
 import yaml
 from support.matrix import BAD_ANSWERS
-from support.templates import ROOT, load_answers, render, tool
+from support.templates import ROOT, load_answers, render, template_questions, tool
 
 COLUMNS = 80
 DOWN, ENTER = "\x1b[B", "\r"
 PROMPT_PREFIX = 3  # copier's "🎤 " before the first help line: the emoji is two columns wide
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
+QUESTIONS = template_questions()
 
 
 def copier_prompt(dst: Path, data: dict[str, Any]) -> pexpect.spawn:
@@ -37,22 +37,17 @@ def copier_prompt(dst: Path, data: dict[str, Any]) -> pexpect.spawn:
     )
 
 
-# Everything but the two questions a test answers by hand.
+# Every team question but the two a test answers by hand (the site's facts come from sites/).
 OTHER_ANSWERS = {
     "team_name": "team-c", "gcp_project_id": "my-gcp-project", "region": "europe-west1",
-    "artifact_registry_repo": "airflow-edge", "edge_api_url": "https://airflow.example.com/edge_worker/v1/rpcapi",
-    "airflow_version": "3.3.2", "python_version": "3.12", "edge_provider_version": "5.1.0",
-    "base_image_variant": "slim", "base_image_repository": "apache/airflow", "edge_secret_name": "airflow-edge-secret",
     "queues": "[team_c_queue]", "pool_name": "team_c_pool", "pool_slots": 8, "python_deps": "[]",
-    "central_python_deps": "[]", "execution_api_url": "https://airflow.example.com/execution",
-    "dag_bundle_name": "dags-folder",
-    "autoscaling": False, "scale_min": 0, "scale_max": 3, "scale_in_idle_seconds": 600,
-    "central_service_account": "airflow-central@my-gcp-project.iam.gserviceaccount.com",
+    "autoscaling": False, "scale_min": 0, "scale_max": 3,
     "instances": 1, "min_instances": 1, "max_instances": 1, "worker_concurrency": 4, "cpu": "1", "memory": "2Gi",
-    "job_poll_interval": 5, "heartbeat_interval": 30, "vpc_connector": "edge-connector",
-    "vpc_network": "default", "vpc_subnet": "default", "vpc_egress": "private-ranges-only",
-    "dags_source": "image", "remote_logging": False, "remote_log_folder": "gs://my-gcp-project-airflow-logs/team-c",
+    "vpc_connector": "edge-connector", "vpc_network": "default", "vpc_subnet": "default",
+    "remote_logging": False, "remote_log_folder": "gs://my-gcp-project-airflow-logs/team-c",
 }
+# A data team's default path (one site, a fixed worker pool) asks at most this many questions.
+MOST_PROMPTS_ON_THE_DEFAULT_PATH = 15
 
 
 def pick(child: pexpect.spawn, question_help: str, last_choice: str, moves: int) -> str:
@@ -103,6 +98,30 @@ def test_the_disabled_choice_is_refused_from_data_too(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Invalid choice for 'network_mode': worker pools support Direct VPC only"):
         render(tmp_path / "team-c", {"team_name": "team-c", "network_mode": "vpc-connector"})
     assert not (tmp_path / "team-c").exists()
+
+
+def test_a_default_copy_asks_only_the_team_s_questions(tmp_path: Path) -> None:
+    """Enter at every prompt, as a new user would: the site's facts are never asked."""
+    child = copier_prompt(tmp_path / "team-c", {})
+    asked = []
+    while child.expect(["🎤", pexpect.EOF], timeout=60) == 0:
+        child.expect(r"\r?\n")  # the question's first help line
+        shown = ANSI.sub("", child.before).strip()
+        if asked and shown == asked[-1]:
+            continue  # copier shows an answered question again, with its answer
+        asked.append(shown)
+        child.send(ENTER)
+    child.close()
+
+    assert child.exitstatus == 0, child.before
+    assert 0 < len(asked) <= MOST_PROMPTS_ON_THE_DEFAULT_PATH, asked
+    answers = yaml.safe_load((tmp_path / "team-c" / ".copier-answers.yml").read_text())
+    recorded = [name for name in answers if not name.startswith("_")]
+    # Every recorded answer but the site (one site: not asked) was a prompt; no site fact is among them.
+    assert len(recorded) == len(asked) + 1, (recorded, asked)
+    assert answers["site"] == "prod"
+    for fact in ("airflow_version", "edge_api_url", "edge_secret_name", "dags_bucket", "artifact_registry_repo"):
+        assert fact not in recorded
 
 
 def test_the_first_question_reads_in_full_at_80_columns(tmp_path: Path) -> None:

@@ -119,11 +119,14 @@ def test_json_files_parse(matrix_repo: Path) -> None:
 def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCase) -> None:
     answers = load_answers(matrix_case.repo)
     assert {key: answers[key] for key in matrix_case.given} == matrix_case.given
+    recorded = yaml.safe_load((matrix_case.repo / ".copier-answers.yml").read_text())
     hidden = {
         "team_module", "secret_env_var", "memory_floor_mib", "supported_airflow_versions", "dags_folder", "base_image",
     }
-    hidden |= {"dags_object_prefix", "dags_mount_path"}
-    assert hidden.isdisjoint(answers)
+    hidden |= {"dags_object_prefix", "dags_mount_path", "site_profiles", "site_profile", "site_record"}
+    assert hidden.isdisjoint(recorded)
+    # The site's facts are recorded for the repo's checks under "_site_", never as answers copier reads back.
+    assert {"airflow_version", "edge_api_url", "dags_source"}.isdisjoint(recorded)
 
 
 def test_worker_environment_is_a_flat_map_of_strings(matrix_repo: Path) -> None:

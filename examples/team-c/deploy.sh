@@ -27,7 +27,7 @@ MIN_GCLOUD_VERSION=498.0.0
 INSTANCES=1
 # autoscaling: the central site's scaler sets the count (central/README.md); deploy starts at scale_min.
 AUTOSCALING=false
-CENTRAL_SA=airflow-central@acme-data-prod.iam.gserviceaccount.com
+CENTRAL_SA=airflow-central@acme-central.iam.gserviceaccount.com
 MIN_INSTANCES=1
 MAX_INSTANCES=2
 CPU=1

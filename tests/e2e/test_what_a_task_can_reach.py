@@ -23,10 +23,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from support import harness
 from support.sites import Site
-from support.templates import render
+from support.templates import load_answers, render
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +60,7 @@ def test_a_team_task_sees_only_its_team_dags_and_can_read_the_shared_secret(site
     answers = {**site.answers, "dags_source": "gcs-volume"}
     repo = render(tmp_path / "team-c-gcs", answers)
     flags = deploy_volume_flags(repo)
-    bucket_path = yaml.safe_load((repo / ".copier-answers.yml").read_text())["dags_bucket_path"]
+    bucket_path = load_answers(repo)["dags_bucket_path"]
     assert flags["only_dir"] == f"{bucket_path}/team_c"
 
     bucket = tmp_path / "bucket"

@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-import yaml
+from support.templates import load_answers
 
 from .calls import is_creating, is_mutating
 
@@ -58,7 +58,7 @@ class Team:
 
     @property
     def bucket(self) -> str:
-        return self.answers.get("dags_bucket", f"{self.project}-airflow-dags")
+        return self.answers.get("dags_bucket") or f"{self.project}-airflow-dags"
 
     @property
     def log_bucket(self) -> str:
@@ -95,7 +95,7 @@ def rendered_team(case: str, answers: dict[str, Any], render_to: Callable[..., P
     """The team repo of an answer set, rendered once per test session (deploy.sh only reads it)."""
     if case not in _RENDERED:
         repo = render_to(answers, name=answers["team_name"])
-        _RENDERED[case] = Team(repo, yaml.safe_load((repo / ".copier-answers.yml").read_text()))
+        _RENDERED[case] = Team(repo, load_answers(repo))
     return _RENDERED[case]
 
 

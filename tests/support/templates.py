@@ -5,10 +5,12 @@ Shared by the tests and bench/: one home for the code that makes team repos and 
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,31 @@ def run_tool(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> s
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, env=env)
 
 
+SITE_PREFIX = "_site_"
+
+
 def load_answers(repo: Path) -> dict[str, Any]:
-    return yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    """A team repo's answers, and the central site's facts it was rendered with (its `_site_*` keys) by name."""
+    recorded = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    facts = {key[len(SITE_PREFIX) :]: value for key, value in recorded.items() if key.startswith(SITE_PREFIX)}
+    return {**recorded, **facts}
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """copier.yml as copier reads it: `!include PATTERN` becomes the list of the matched files' documents."""
+
+
+def _include(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
+    pattern = loader.construct_scalar(node)
+    return [doc for path in sorted(ROOT.glob(pattern)) for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+_ConfigLoader.add_constructor("!include", _include)
+
+
+def template_questions() -> dict[str, Any]:
+    """The working tree's copier.yml, its site profiles included."""
+    return yaml.load((ROOT / "copier.yml").read_text(), Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -72,16 +97,42 @@ def git(cwd: Path, *args: str) -> str:
 
 def snapshot_template(dst: Path) -> Path:
     """A fresh git repo holding this template as it is in the working tree (tracked and new files)."""
+    copy_working_tree(dst)
+    git(dst, "init", "-q")
+    git(dst, "add", "-A")
+    git(dst, "commit", "-q", "-m", "v1.0.0")
+    git(dst, "tag", "v1.0.0")
+    return dst
+
+
+def copy_working_tree(dst: Path) -> None:
+    """This template's files as they are in the working tree (tracked and new ones), into dst."""
     listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dst / name)
+
+
+def release_after(dst: Path, commit: str) -> Path:
+    """A clone-like template whose v1.0.0 is this repo at `commit` (a real earlier release) and
+    whose v2.0.0 is the working tree: what a team repo rendered from that commit updates across."""
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, check=False).returncode != 0:
+        pytest.fail(f"commit {commit} is not in this clone's history: it needs a full clone (git fetch --unshallow)")
+    dst.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dst, filter="tar")
     git(dst, "init", "-q")
     git(dst, "add", "-A")
-    git(dst, "commit", "-q", "-m", "v1.0.0")
+    git(dst, "commit", "-q", "-m", f"v1.0.0 (this repo at {commit})")
     git(dst, "tag", "v1.0.0")
+    git(dst, "rm", "-rq", ".")
+    copy_working_tree(dst)
+    git(dst, "add", "-A")
+    git(dst, "commit", "-q", "-m", "v2.0.0 (the working tree)")
+    git(dst, "tag", "v2.0.0")
     return dst
 
 
@@ -119,6 +170,24 @@ def team_repo_at(template: Path, dst: Path, ref: str, answers: dict[str, Any] | 
     git(dst, "add", "-A")
     git(dst, "commit", "-q", "-m", "Render edge-template")
     return dst
+
+
+def copier_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """copier's command line in a team repo, with no terminal (as a bot runs it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "copier", *args], cwd=repo, capture_output=True, text=True, check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def leftovers(repo: Path) -> list[str]:
+    """Files that a messy update leaves: .rej files and conflict markers."""
+    found = [str(p) for p in rendered_files(repo, "*.rej")]
+    for path in rendered_files(repo):
+        lines = path.read_text(errors="replace").splitlines()
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in lines):
+            found.append(str(path))
+    return found
 
 
 def sh_blocks(markdown: str) -> list[list[str]]:

@@ -1,32 +1,49 @@
-"""A team repo upgraded to a new Airflow as its README says, and what the upgraded repo must build."""
+"""A central site upgraded by the platform team's release of its site profile, and what team repos then build."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from support.templates import load_answers, sh_blocks
+from support.templates import ROOT, copier_cli, git, leftovers, load_answers
 
 
-def readme_upgrade_command(repo: Path, airflow: str, edge3: str) -> list[str]:
-    """The team README's upgrade command, with NEW filled in."""
-    commands = [line for block in sh_blocks((repo / "README.md").read_text()) for line in block]
-    command = next(line for line in commands if "airflow_version=NEW" in line)
-    assert command == "copier update --defaults --data airflow_version=NEW --data edge_provider_version=NEW"
-    return command.replace("airflow_version=NEW", f"airflow_version={airflow}").replace(
-        "edge_provider_version=NEW", f"edge_provider_version={edge3}").split()
+# What Renovate's copier manager runs for a release (it trusts nothing and passes no --data).
+def renovate_update(tag: str) -> list[str]:
+    return ["update", "--skip-answered", "--defaults", "--vcs-ref", tag]
 
 
-def upgrade(repo: Path, airflow: str, edge3: str) -> None:
-    argv = readme_upgrade_command(repo, airflow, edge3)
-    assert argv[0] == "copier"
-    result = subprocess.run([sys.executable, "-m", *argv], cwd=repo, capture_output=True, text=True, check=False,
-                            stdin=subprocess.DEVNULL)
+def write_site(template: Path, name: str = "prod", **facts: Any) -> None:
+    """sites/NAME.yml of a throwaway template: the working tree's prod site with `facts` changed (None drops one)."""
+    site = {**yaml.safe_load((ROOT / "sites" / "prod.yml").read_text()), "name": name, **facts}
+    text = yaml.safe_dump({key: value for key, value in site.items() if value is not None}, sort_keys=False)
+    (template / "sites" / f"{name}.yml").write_text(text)
+
+
+def release(template: Path, tag: str) -> None:
+    git(template, "add", "-A")
+    git(template, "commit", "-q", "-m", tag)
+    git(template, "tag", tag)
+
+
+def site_release(template: Path, tag: str, **facts: Any) -> None:
+    """The platform team changes its prod site's facts and releases the template."""
+    write_site(template, **facts)
+    release(template, tag)
+
+
+def take_release(repo: Path, tag: str, *data: str) -> None:
+    """A team repo takes a template release unattended, as Renovate does, and the team merges it.
+
+    `data`: NAME=VALUE answers the team changes on the way (none for a plain release)."""
+    result = copier_cli(repo, *renovate_update(tag), *(arg for item in data for arg in ("--data", item)))
     assert result.returncode == 0, result.stderr
+    assert leftovers(repo) == []
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"Take edge-template {tag}")
 
 
 def assert_built_for(

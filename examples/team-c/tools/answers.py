@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 ANSWERS_FILE = ".copier-answers.yml"
+# The site's facts are written below the answers under this prefix: copier reads no "_" key back.
+SITE_PREFIX = "_site_"
 _KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(?:\s+(.*))?$")
 
 
@@ -44,6 +46,11 @@ def read_answers(path: Path = Path(ANSWERS_FILE)) -> dict[str, object]:
         else:
             answers[current] = _scalar(value)
     return answers
+
+
+def site_facts(answers: dict[str, object]) -> dict[str, object]:
+    """The central site's facts the repo was rendered with (the `_site_*` keys), by name."""
+    return {key[len(SITE_PREFIX) :]: value for key, value in answers.items() if key.startswith(SITE_PREFIX)}
 
 
 def normalize(name: str) -> str:

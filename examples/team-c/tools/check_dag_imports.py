@@ -7,8 +7,8 @@ is an import error there: the DAG never appears and nothing runs on the worker.
 
 This check imports each DAG file under dags/ the way the DAG processor does, with the
 DAG folder on sys.path, in a venv that holds exactly what the central site holds:
-apache-airflow and apache-airflow-providers-edge3 at the answers' pins plus the
-answer central_python_deps. It prints one line per file that fails:
+apache-airflow and apache-airflow-providers-edge3 at the central site's pins plus its
+central_python_deps (its site profile, recorded in .copier-answers.yml). It prints one line per file that fails:
 
     dags/team_c/report.py:3: module 'pandas' is not installed on the central site; ...
 
@@ -36,12 +36,12 @@ HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sid
 # --------------------------------------------------------------------------- the central environment
 
 
-def central_requirements(answers: dict[str, object]) -> list[str]:
-    """apache-airflow and edge3 at the answers' pins, then central_python_deps."""
-    extra = answers.get("central_python_deps") or []
+def central_requirements(site: dict[str, object]) -> list[str]:
+    """apache-airflow and edge3 at the central site's pins, then its central_python_deps."""
+    extra = site.get("central_python_deps") or []
     return [
-        f"apache-airflow=={answers.get('airflow_version')}",
-        f"apache-airflow-providers-edge3=={answers.get('edge_provider_version')}",
+        f"apache-airflow=={site.get('airflow_version')}",
+        f"apache-airflow-providers-edge3=={site.get('edge_provider_version')}",
         *(extra if isinstance(extra, list) else [extra]),
     ]
 
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--probe"]:
         return run_probe(argv[1:])
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from answers import read_answers
+    from answers import read_answers, site_facts
 
     answers_file = Path(".copier-answers.yml")
     if not answers_file.exists():
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
     if not dags.is_dir():
         print("dags/ is missing: nothing to check.")
         return 0
-    requirements = central_requirements(read_answers(answers_file))
+    requirements = central_requirements(site_facts(read_answers(answers_file)))
     python = central_venv(requirements) / "bin" / "python"
     with tempfile.TemporaryDirectory(prefix="edge-dag-check-") as home:
         env = {
