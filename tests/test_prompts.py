@@ -17,7 +17,8 @@ import pexpect
 import pytest
 import yaml
 from support.matrix import BAD_ANSWERS
-from support.templates import ROOT, load_answers, render, template_questions, tool
+from support.templates import ROOT, load_answers, render, snapshot_template, template_questions, tool
+from support.upgrades import release, write_site
 
 COLUMNS = 80
 DOWN, ENTER = "\x1b[B", "\r"
@@ -26,13 +27,13 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 QUESTIONS = template_questions()
 
 
-def copier_prompt(dst: Path, data: dict[str, Any]) -> pexpect.spawn:
+def copier_prompt(dst: Path, data: dict[str, Any], src: Path = ROOT) -> pexpect.spawn:
     """copier copy on a pseudo-terminal of 80 columns, with `data` answered on the command line."""
     args = ["copy", "--vcs-ref", "HEAD"]
     for name, value in data.items():
         args += ["--data", f"{name}={value}"]
     return pexpect.spawn(
-        tool("copier"), [*args, str(ROOT), str(dst)], dimensions=(40, COLUMNS), encoding="utf-8", timeout=60,
+        tool("copier"), [*args, str(src), str(dst)], dimensions=(40, COLUMNS), encoding="utf-8", timeout=60,
         env={**os.environ, "TERM": "xterm", "COLUMNS": str(COLUMNS), "LINES": "40"},
     )
 
@@ -122,6 +123,23 @@ def test_a_default_copy_asks_only_the_team_s_questions(tmp_path: Path) -> None:
     assert answers["site"] == "prod"
     for fact in ("airflow_version", "edge_api_url", "edge_secret_name", "dags_bucket", "artifact_registry_repo"):
         assert fact not in recorded
+
+
+def test_with_two_sites_the_team_is_asked_which_first(tmp_path: Path) -> None:
+    template = snapshot_template(tmp_path / "edge-template")
+    write_site(template, "staging", airflow_version="3.3.2", edge_provider_version="5.1.0")
+    release(template, "v1.1.0")
+    child = copier_prompt(tmp_path / "team-c", {k: v for k, v in OTHER_ANSWERS.items() if k != "team_name"}, template)
+
+    child.expect_exact("The central Airflow site your worker joins: prod, staging.")
+    child.expect_exact("prod")  # the default, filled in
+    child.send("\x15staging" + ENTER)  # Ctrl-U clears it
+    child.expect_exact("Your team's short name")
+    child.sendline("")
+    finish(child)
+
+    answers = load_answers(tmp_path / "team-c")
+    assert (answers["site"], answers["airflow_version"]) == ("staging", "3.3.2")
 
 
 def test_the_first_question_reads_in_full_at_80_columns(tmp_path: Path) -> None:

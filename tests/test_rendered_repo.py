@@ -129,6 +129,13 @@ def test_answers_file_parses_and_holds_every_given_answer(matrix_case: MatrixCas
     assert {"airflow_version", "edge_api_url", "dags_source"}.isdisjoint(recorded)
 
 
+def test_the_team_readme_is_short_enough_to_read(matrix_repo: Path) -> None:
+    """A data team's README: at most 150 lines; the platform's material is linked, not copied."""
+    readme = (matrix_repo / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    assert "docs/platform/worker.md" in readme
+
+
 def test_worker_environment_is_a_flat_map_of_strings(matrix_repo: Path) -> None:
     env = yaml.safe_load((matrix_repo / "worker.env.yaml").read_text())
     assert env
