@@ -10,8 +10,6 @@ from support.sites import Site
 from support.templates import team_repo_at
 from support.upgrades import assert_built_for, upgrade
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.mark.parametrize("site", ["airflow3"], indirect=True)
 def test_the_upgraded_worker_registers_on_the_upgraded_central_site(

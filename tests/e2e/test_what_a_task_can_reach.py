@@ -22,13 +22,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from support import harness
 from support.sites import Site
 from support.templates import render
-
-pytestmark = pytest.mark.e2e
 
 
 def deploy_volume_flags(repo: Path) -> dict[str, str]:
