@@ -8,6 +8,7 @@ rendered entrypoint.sh with the rendered worker.env.yaml plus the secret.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -21,12 +22,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-import venv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -166,7 +167,10 @@ def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
 
     First the image: apache-airflow at the FROM line's version (plus `extra`, what only the
     central site needs) resolved as of that release; then each RUN step of the Dockerfile,
-    resolved today as a build today would be. The resolved set is in pip-freeze.txt."""
+    resolved today as a build today would be. The resolved set is in pip-freeze.txt.
+    Built once per pin set, by the DAG import check's own built_once: into a temporary folder
+    moved into place when whole, under a lock, so that test processes needing the same venv at
+    once wait for one build (uv's relocatable venv: its scripts still run once moved)."""
     image, steps = dockerfile_steps(repo)
     image = Image(image.airflow_version, extra)
     key_source = json.dumps([sys.version_info[:2], image.airflow_version, image.extra,
@@ -175,29 +179,42 @@ def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     path = CACHE / "venvs" / key
     freeze = path / "pip-freeze.txt"
-    if (path / ".complete").exists():
-        print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
-        return path
-    shutil.rmtree(path, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    venv.EnvBuilder(with_pip=True).create(path)
-    python = str(path / "bin" / "python")
-    started = time.monotonic()
-    image_args = image.uv_args()
-    result = subprocess.run([uv(), "pip", "install", "--quiet", "--python", python, *image_args],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"the image ({' '.join(image_args)}) failed to install:\n{result.stderr[-4000:]}")
-    for step in steps:
-        result = run_build_step(step, repo, path)
+
+    def build(target: Path) -> None:
+        started = time.monotonic()
+        subprocess.run([uv(), "venv", "--quiet", "--relocatable", "--seed", "--python", sys.executable, str(target)],
+                       capture_output=True, text=True, check=True)
+        python = str(target / "bin" / "python")
+        image_args = image.uv_args()
+        result = subprocess.run([uv(), "pip", "install", "--quiet", "--python", python, *image_args],
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise HarnessError(f"Dockerfile step `{' '.join(step.argv)}` failed:\n{result.stderr[-4000:]}")
-    frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True, check=True)
-    freeze.write_text(frozen.stdout)
-    print(f"e2e: venv {path} built in {time.monotonic() - started:.0f} s (image: {' '.join(image_args)}); "
-          f"resolved set in {freeze}", file=sys.stderr)
-    (path / ".complete").write_text(key_source)
+            raise HarnessError(f"the image ({' '.join(image_args)}) failed to install:\n{result.stderr[-4000:]}")
+        for step in steps:
+            result = run_build_step(step, repo, target)
+            if result.returncode != 0:
+                raise HarnessError(f"Dockerfile step `{' '.join(step.argv)}` failed:\n{result.stderr[-4000:]}")
+        frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True,
+                                check=True)
+        (target / "pip-freeze.txt").write_text(frozen.stdout)
+        print(f"e2e: venv {path} built in {time.monotonic() - started:.0f} s (image: {' '.join(image_args)})",
+              file=sys.stderr)
+
+    dag_check_hook().built_once(path, build, key_source)
+    print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
     return path
+
+
+def dag_check_hook() -> ModuleType:
+    """hooks/check_dag_imports.py, the stdlib-only file shipped to team repos (one copy of built_once)."""
+    name = "edge_template_check_dag_imports"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "hooks" /
+                                                      "check_dag_imports.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 # --------------------------------------------------------------------------- processes
