@@ -28,6 +28,7 @@ def render_example(answers_file: Path, dst: Path) -> Path:
         shutil.copy2(ROOT / "copier.yml", template / "copier.yml")
         shutil.copytree(ROOT / "template", template / "template")
         shutil.copytree(ROOT / "includes", template / "includes")
+        shutil.copytree(ROOT / "hooks", template / "hooks")  # template/tools/ includes the hooks
         if dst.exists():
             shutil.rmtree(dst)
         copier.run_copy(str(template), str(dst), data=yaml.safe_load(answers_file.read_text()), defaults=True,

@@ -95,6 +95,7 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy2(ROOT / "copier.yml", root / "copier.yml")
     shutil.copytree(ROOT / "template", root / "template")
     shutil.copytree(ROOT / "includes", root / "includes")
+    shutil.copytree(ROOT / "hooks", root / "hooks")  # template/tools/ includes the hooks
     return root
 
 
