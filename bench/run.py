@@ -30,16 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
-
-import fleet  # noqa: E402
-import image  # noqa: E402
-import soak  # noqa: E402
-from support import elastic, harness  # noqa: E402
-from support.cloud_storage import cloud_storage  # noqa: E402
-from support.sites import TRACKS, Track, running_central_site  # noqa: E402
-from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
+import fleet
+import image
+import soak
+from support import elastic, harness
+from support.cloud_storage import cloud_storage
+from support.sites import TRACKS, Track, running_central_site
+from support.templates import ROOT, git, load_answers, release_v2, render, snapshot_template
 
 COPIER = [sys.executable, "-m", "copier"]
 

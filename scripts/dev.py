@@ -42,10 +42,12 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted + "\n")
 
 
-def run(args: list[str]) -> int:
+def run(args: list[str], pythonpath: str | None = None) -> int:
     env = dict(os.environ)
     env["PATH"] = f"{venv_bin('python').parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     return subprocess.run(args, cwd=ROOT, env=env, check=False).returncode
 
 
@@ -62,7 +64,8 @@ def test(args: list[str]) -> int:
 
 
 def bench(args: list[str]) -> int:
-    return run([str(venv_bin("python")), str(ROOT / "bench" / "run.py"), *args])
+    # The shared test and bench code is tests/support (pytest finds it through pyproject's pythonpath).
+    return run([str(venv_bin("python")), str(ROOT / "bench" / "run.py"), *args], pythonpath=str(ROOT / "tests"))
 
 
 def examples(args: list[str]) -> int:
