@@ -2,7 +2,8 @@
 """Developer entry point; needs only python3.
 
     python3 scripts/dev.py demo [DEST]   render a demo team repo with every default (build/team-c)
-    python3 scripts/dev.py test [ARGS]   run the whole test suite (pytest ARGS)
+    python3 scripts/dev.py test [ARGS]   run the whole test suite (pytest ARGS), 4 processes
+                                         (EDGE_TEST_WORKERS=N; 0: one)
     python3 scripts/dev.py examples      render examples/*.yml into the committed example repos
     python3 scripts/dev.py bench [ARGS]  run the benchmarks (bench/run.py ARGS)
 
@@ -59,8 +60,22 @@ def demo(args: list[str]) -> int:
     return run([str(venv_bin("copier")), "copy", "--defaults", "--vcs-ref", "HEAD", str(ROOT), str(dest)])
 
 
+# Test processes (pytest-xdist): most e2e time is waiting for real servers, so more than the cores.
+WORKERS = 4
+
+
 def test(args: list[str]) -> int:
-    return run([str(venv_bin("python")), "-m", "pytest", *args])
+    return run([str(venv_bin("python")), "-m", "pytest", *parallel(args), *args])
+
+
+def parallel(args: list[str]) -> list[str]:
+    """-n WORKERS --dist loadgroup unless ARGS choose (-n, --dist, -p no:xdist): the tests that share
+    a central site are one xdist_group (tests/e2e/conftest.py), so that each site starts once.
+    EDGE_TEST_WORKERS=N sets the number (0: one process)."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist", "no:xdist", "-pno:xdist")) for arg in args):
+        return []
+    workers = os.environ.get("EDGE_TEST_WORKERS", str(WORKERS))
+    return ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
 
 
 def bench(args: list[str]) -> int:

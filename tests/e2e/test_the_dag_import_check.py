@@ -21,6 +21,7 @@ from support.dags import MODULE_LEVEL_PANDAS_DAG, SAFE_PANDAS_DAG
 from support.matrix import MATRIX
 from support.templates import git, load_answers, sh_blocks, team_repo_at, tool
 from test_deploy import DEFAULTS_ALL
+from test_deploy_cloudbuild import defaults_with_stub, run_step, step, values_for
 
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
 
@@ -239,3 +240,26 @@ def test_deploy_sh_build_checks_the_dag_files_it_bakes_into_the_image(
     assert result.calls == []
     assert f"dags/team_c/report.py:3: module 'pandas' is not installed on the central site; {HOW_TO_FIX}" \
         in result.stderr
+
+
+# --- Cloud Build runs it first, in the worker's Python ---
+
+
+def test_the_dag_import_check_runs_first_in_the_worker_python_and_deploy_does_not_repeat_it(
+    team_of: Callable[[str], Team], tmp_path: Path
+) -> None:
+    team, config, stub = defaults_with_stub(team_of, tmp_path)
+    report = team.repo / "dags" / "team_c" / "report.py"
+
+    assert step(config, "check-dags")["name"] == "python:3.12-slim"
+    passed = run_step(stub, config, "check-dags", values_for(config, short_sha="1a2b3c4"))
+    report.write_text('"""An airflow DAG."""\n\nimport pandas\n\nfrom airflow import DAG\n')
+    try:
+        failed = run_step(stub, config, "check-dags", values_for(config, short_sha="1a2b3c4"))
+    finally:
+        report.unlink()
+
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert failed.returncode == 1
+    assert "dags/team_c/report.py:3: module 'pandas' is not installed on the central site" in failed.stdout
+    assert "SKIP=edge-template-dag-imports" in step(config, "deploy")["env"]
