@@ -250,9 +250,13 @@ class Proc:
                 with suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
                 self.popen.wait(10)
-        # Task processes run in sessions of their own: end any left in our group.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        # End what is left in our group. Our PID is free once reaped, and with many tests at once
+        # (pid_max 32768) another process may get it: PostgreSQL's postmaster or a central site's
+        # server, leaders of their own groups. A live process with our PID is not ours, so neither
+        # is its group; while a process of our group lives, Linux gives our PID to no other.
+        if not alive(self.pid):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         return self.popen.returncode
 
 
