@@ -31,7 +31,7 @@ from pathlib import Path
 
 from support import harness
 from support.sites import TRACKS, Track, central_extra, running_central_site
-from support.templates import render
+from support.templates import ROOT, render
 
 HERE = Path(__file__).resolve().parent
 LOAD = HERE / "fleet_load.py"
@@ -151,7 +151,8 @@ def bench_fleet(work: Path, template: Path, track: Track) -> dict:
         # The rendered worker's environment, the secret where entrypoint.sh exports it, and no retries.
         env = {**harness.worker_env_file(repo), "PATH": f"{central.venv / 'bin'}:{os.environ['PATH']}",
                "HOME": str(home), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
-               "AIRFLOW__EDGE__API_RETRIES": "1", secret_var(track): secret}
+               "AIRFLOW__EDGE__API_RETRIES": "1", secret_var(track): secret,
+               "PYTHONPATH": str(ROOT / "tests")}  # fleet_load imports support.procs
         started = time.monotonic()
         result = subprocess.run([str(central.venv / "bin" / "python"), str(LOAD), str(config_path)], env=env,
                                 capture_output=True, text=True, check=False, timeout=MAX_SECONDS + 600)

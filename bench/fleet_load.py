@@ -40,6 +40,7 @@ from airflow import __version__ as airflow_version
 from airflow.providers.edge3 import __version__ as edge_version
 from airflow.providers.edge3.cli import api_client
 from airflow.providers.edge3.models.edge_worker import EdgeWorkerState
+from support import procs  # tests/support, on PYTHONPATH (bench/fleet.py)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 MAJOR = int(airflow_version.split(".")[0])
@@ -48,21 +49,10 @@ MAJOR = int(airflow_version.split(".")[0])
 # --------------------------------------------------------------------------- /proc
 
 
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    return children
-
-
 def tree_cpu_seconds(root: int) -> float:
     """CPU time of the process tree under `root`: each live process's own time plus that of the
     children it has reaped (so a gunicorn worker that was replaced still counts)."""
-    children = _children()
+    children = procs.children()
     total, level = 0, [root]
     while level:
         for pid in level:

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import venv
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests")]
-
-from support import harness  # noqa: E402
+from support import harness
 
 # `ARG AIRFLOW_EXTRAS` of apache/airflow's Dockerfile: the providers of the regular image.
 REGULAR_EXTRAS = {

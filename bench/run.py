@@ -1,7 +1,7 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,image,suite,fleet,pickup,soak,elastic]
+        [--only render,update,health,registration,memory,image,dagcheck,suite,fleet,pickup,soak,elastic]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
@@ -30,16 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
-
-import fleet  # noqa: E402
-import image  # noqa: E402
-import soak  # noqa: E402
-from support import elastic, harness  # noqa: E402
-from support.cloud_storage import cloud_storage  # noqa: E402
-from support.sites import TRACKS, Track, running_central_site  # noqa: E402
-from support.templates import git, load_answers, release_v2, render, snapshot_template  # noqa: E402
+import fleet
+import image
+import soak
+from support import elastic, harness
+from support.cloud_storage import cloud_storage
+from support.sites import TRACKS, Track, running_central_site
+from support.templates import ROOT, git, load_answers, release_v2, render, snapshot_template
 
 COPIER = [sys.executable, "-m", "copier"]
 
@@ -113,6 +110,28 @@ def bench_image(work: Path, runs: int, template: Path) -> list[Row]:
         rows.append(Row(f"install ({track.name}): uv, worker set, clean venv, cold cache", "s", uv_times,
                         "pip", pip_times))
     return rows
+
+
+def bench_dag_check(work: Path, runs: int, template: Path) -> Row:
+    """The team README's DAG import check on a fresh machine (no cache at all): its venv built with uv
+    (on PATH, as the dev toolchain's), against the same check forced to pip (how it built it before)."""
+    repo = render(work / "dag-check" / "team-c", {"team_name": "team-c"}, src=template, vcs_ref="v1.0.0")
+    counter = iter(range(10_000))
+
+    def cold(installer: str) -> float:
+        fresh = work / "dag-check" / f"cold-{next(counter)}"
+        env = {**os.environ, "EDGE_TEMPLATE_CACHE": str(fresh / "edge"), "UV_CACHE_DIR": str(fresh / "uv"),
+               "PIP_CACHE_DIR": str(fresh / "pip"), "EDGE_TEMPLATE_INSTALLER": installer,
+               "PATH": f"{Path(harness.uv()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        started = time.perf_counter()
+        subprocess.run(["python3", "tools/check_dag_imports.py"], cwd=repo, env=env, check=True, capture_output=True)
+        elapsed = time.perf_counter() - started
+        shutil.rmtree(fresh, ignore_errors=True)
+        return elapsed
+
+    uv_times, pip_times = interleave(max(1, min(runs, 2)), lambda: cold("uv"), lambda: cold("pip"))
+    return Row("dag check: first run, fresh machine (venv built with uv)", "s", uv_times,
+               "the same built with pip (before)", pip_times, "<= 0.4x", 0.4)
 
 
 # --------------------------------------------------------------------------- render and update
@@ -420,8 +439,9 @@ def bench_suite() -> list[Row]:
     rows = []
     for label, args in (("fast tests (-m 'not e2e')", ["-m", "not e2e"]), ("whole suite", [])):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                       check=False, capture_output=True)
+        # The README's command, as CI runs it (its pytest-xdist processes included).
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "dev.py"), "test", "-q", "-p", "no:cacheprovider",
+                        *args], cwd=ROOT, check=False, capture_output=True)
         rows.append(Row(f"test suite: {label}", "s", [time.perf_counter() - started]))
     return rows
 
@@ -552,7 +572,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--only",
-                        default="render,update,health,registration,memory,image,suite,fleet,pickup,soak,elastic")
+                        default="render,update,health,registration,memory,image,dagcheck,suite,fleet,pickup,soak,elastic")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
@@ -589,6 +609,8 @@ def main(argv: list[str]) -> int:
                 extra = memory_defaults(memory["airflow2"], health_rss)
         if "image" in only:
             rows.extend(bench_image(work, args.runs, template))
+        if "dagcheck" in only:
+            rows.append(bench_dag_check(work, args.runs, template))
         # One site failing loses its figures only: the others are written.
         if "fleet" in only:
             for track in (fleet.FLEET_TRACKS[name] for name in args.fleet_sites.split(",")):

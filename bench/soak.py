@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import secrets
 import signal
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests")]
-
-from support import harness  # noqa: E402
-from support.sites import Track, running_central_site  # noqa: E402
-from support.templates import render  # noqa: E402
+from support import harness
+from support.sites import Track, running_central_site
+from support.templates import render
 
 SOAK_TASKS = 500
 SOAK_KEEP_MIB = 1
 SOAK_DAG = '''"""Soak: many short mapped tasks on the team's worker."""
 
 from team_c import team_default_args
+
 
 try:
     from airflow.sdk import DAG, task

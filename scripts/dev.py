@@ -2,7 +2,8 @@
 """Developer entry point; needs only python3.
 
     python3 scripts/dev.py demo [DEST]   render a demo team repo with every default (build/team-c)
-    python3 scripts/dev.py test [ARGS]   run the whole test suite (pytest ARGS)
+    python3 scripts/dev.py test [ARGS]   run the whole test suite (pytest ARGS), 4 processes
+                                         (EDGE_TEST_WORKERS=N; 0: one)
     python3 scripts/dev.py examples      render examples/*.yml into the committed example repos
     python3 scripts/dev.py bench [ARGS]  run the benchmarks (bench/run.py ARGS)
 
@@ -42,10 +43,12 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted + "\n")
 
 
-def run(args: list[str]) -> int:
+def run(args: list[str], pythonpath: str | None = None) -> int:
     env = dict(os.environ)
     env["PATH"] = f"{venv_bin('python').parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     return subprocess.run(args, cwd=ROOT, env=env, check=False).returncode
 
 
@@ -57,12 +60,27 @@ def demo(args: list[str]) -> int:
     return run([str(venv_bin("copier")), "copy", "--defaults", "--vcs-ref", "HEAD", str(ROOT), str(dest)])
 
 
+# Test processes (pytest-xdist): most e2e time is waiting for real servers, so more than the cores.
+WORKERS = 4
+
+
 def test(args: list[str]) -> int:
-    return run([str(venv_bin("python")), "-m", "pytest", *args])
+    return run([str(venv_bin("python")), "-m", "pytest", *parallel(args), *args])
+
+
+def parallel(args: list[str]) -> list[str]:
+    """-n WORKERS --dist loadgroup unless ARGS choose (-n, --dist, -p no:xdist): the tests that share
+    a central site are one xdist_group (tests/e2e/conftest.py), so that each site starts once.
+    EDGE_TEST_WORKERS=N sets the number (0: one process)."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist", "no:xdist", "-pno:xdist")) for arg in args):
+        return []
+    workers = os.environ.get("EDGE_TEST_WORKERS", str(WORKERS))
+    return ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
 
 
 def bench(args: list[str]) -> int:
-    return run([str(venv_bin("python")), str(ROOT / "bench" / "run.py"), *args])
+    # The shared test and bench code is tests/support (pytest finds it through pyproject's pythonpath).
+    return run([str(venv_bin("python")), str(ROOT / "bench" / "run.py"), *args], pythonpath=str(ROOT / "tests"))
 
 
 def examples(args: list[str]) -> int:

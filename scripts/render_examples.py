@@ -30,6 +30,7 @@ def render_example(answers_file: Path, dst: Path) -> Path:
         shutil.copytree(ROOT / "includes", template / "includes")
         # The example team joins the example platform's site (examples/sites/), not sites/.
         shutil.copytree(EXAMPLES / "sites", template / "sites")
+        shutil.copytree(ROOT / "hooks", template / "hooks")  # template/tools/ includes the hooks
         if dst.exists():
             shutil.rmtree(dst)
         copier.run_copy(str(template), str(dst), data=yaml.safe_load(answers_file.read_text()), defaults=True,

@@ -38,6 +38,17 @@ def matrix_repo(matrix_case: MatrixCase) -> Path:
     return matrix_case.repo
 
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ is an e2e test (it runs real Airflow): marked by its folder."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every prerequisite must be installed there."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -133,26 +133,6 @@ def test_the_deploy_step_runs_in_a_pinned_gcloud_new_enough_for_worker_pools(tea
     assert int(pinned.group(1)) >= MIN_GCLOUD
 
 
-def test_the_dag_import_check_runs_first_in_the_worker_python_and_deploy_does_not_repeat_it(
-    team_of: Callable[[str], Team], tmp_path: Path
-) -> None:
-    team, config, stub = defaults_with_stub(team_of, tmp_path)
-    report = team.repo / "dags" / "team_c" / "report.py"
-
-    assert step(config, "check-dags")["name"] == "python:3.12-slim"
-    passed = run_step(stub, config, "check-dags", values_for(config, short_sha="1a2b3c4"))
-    report.write_text('"""An airflow DAG."""\n\nimport pandas\n\nfrom airflow import DAG\n')
-    try:
-        failed = run_step(stub, config, "check-dags", values_for(config, short_sha="1a2b3c4"))
-    finally:
-        report.unlink()
-
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert failed.returncode == 1
-    assert "dags/team_c/report.py:3: module 'pandas' is not installed on the central site" in failed.stdout
-    assert "SKIP=edge-template-dag-imports" in step(config, "deploy")["env"]
-
-
 def test_logging_and_substitutions_are_set(team_of: Callable[[str], Team]) -> None:
     config = config_of(team_of("defaults"))
 

@@ -96,6 +96,7 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "template", root / "template")
     shutil.copytree(ROOT / "includes", root / "includes")
     shutil.copytree(ROOT / "sites", root / "sites")
+    shutil.copytree(ROOT / "hooks", root / "hooks")  # template/tools/ includes the hooks
     return root
 
 

@@ -20,7 +20,11 @@ def edge_secret() -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The site fixture is parametrized over every track; a test runs on the main tracks, or on
-    those its @pytest.mark.tracks(NAME, ...) names. The rest are deselected (not skipped)."""
+    those its @pytest.mark.tracks(NAME, ...) names. The rest are deselected (not skipped).
+
+    The tests of one track share its central site (session-scoped, one per test process): they
+    are one xdist_group, run by one process, so that each site starts once; the groups and the
+    tests without a site run side by side (scripts/dev.py test: --dist loadgroup)."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -28,6 +32,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("tracks")
         wanted = marker.args if marker else MAIN_TRACKS
         (keep if track is None or track in wanted else drop).append(item)
+        if track is not None:
+            item.add_marker(pytest.mark.xdist_group(f"site-{track}"))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -11,8 +11,6 @@ from support.sites import Site
 from support.templates import snapshot_template, team_repo_at
 from support.upgrades import assert_built_for, site_release, take_release
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.mark.parametrize("site", ["airflow3"], indirect=True)
 def test_the_upgraded_worker_registers_on_the_upgraded_central_site(site: Site, tmp_path: Path) -> None:

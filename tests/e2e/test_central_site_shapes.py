@@ -19,7 +19,7 @@ AIRFLOW_DEFAULT_BUNDLES = json.dumps(
     [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.tracks("airflow3")]
+pytestmark = pytest.mark.tracks("airflow3")
 
 
 def team_c_at(site: Site, tmp_path: Path, **answers: object) -> Path:

@@ -19,8 +19,6 @@ from support.dags import MODULE_LEVEL_PANDAS_DAG, SAFE_PANDAS_DAG
 from support.sites import Site
 from support.templates import render
 
-pytestmark = pytest.mark.e2e
-
 PANDAS = "pandas==2.2.3"
 HOW_TO_FIX = 'import it inside the task function (see README "DAG files both sides can load")'
 

@@ -11,12 +11,9 @@ import signal
 import subprocess
 import time
 
-import pytest
 from support.harness import wait_until
 from support.sites import Site
 from support.templates import sh_blocks
-
-pytestmark = pytest.mark.e2e
 
 # The test's bound, in seconds (the rendered default is a day).
 BOUND = 5

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 from support.sites import Site
-
-pytestmark = pytest.mark.e2e
 
 
 def test_two_instances_of_one_repo_register_under_different_names(site: Site) -> None:

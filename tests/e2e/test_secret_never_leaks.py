@@ -5,10 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
 from support.sites import Site
-
-pytestmark = pytest.mark.e2e
 
 
 def files_holding(root: Path, needle: str) -> list[str]:

@@ -13,8 +13,6 @@ from support.cloud_storage import cloud_storage
 from support.sites import Site
 from support.templates import render, sh_blocks
 
-pytestmark = pytest.mark.e2e
-
 BUCKET = "acme-airflow-logs"
 FOLDER = "airflow/team-c"
 

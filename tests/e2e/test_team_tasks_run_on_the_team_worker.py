@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from support.sites import Site
-
-pytestmark = pytest.mark.e2e
 
 
 def test_each_team_task_runs_on_its_own_worker(site: Site) -> None:

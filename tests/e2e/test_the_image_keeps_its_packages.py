@@ -12,12 +12,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 from support import harness
 from support.sites import TRACKS
 from support.templates import render
-
-pytestmark = pytest.mark.e2e
 
 TRACK = TRACKS["airflow3.0"]
 

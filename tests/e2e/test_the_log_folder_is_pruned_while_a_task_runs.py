@@ -8,11 +8,8 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-import pytest
 from support.harness import wait_until
 from support.sites import Site
-
-pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 

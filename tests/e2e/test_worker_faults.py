@@ -14,8 +14,6 @@ import pytest
 from support.harness import HarnessError, all_pids, cmdline, free_port, wait_until
 from support.sites import ALL_TRACKS, Site
 
-pytestmark = pytest.mark.e2e
-
 
 def exit_code(worker, timeout: float = 60) -> int:
     try:

@@ -17,8 +17,6 @@ from support import harness
 from support.elastic import BURST, SCALE_MAX, run_scenario
 from support.sites import TRACKS
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.mark.parametrize("track", ["airflow3", "airflow2"])
 def test_the_pool_scales_out_for_a_burst_and_back_to_zero_without_killing_a_task(

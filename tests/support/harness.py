@@ -8,6 +8,7 @@ rendered entrypoint.sh with the rendered worker.env.yaml plus the secret.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -21,15 +22,18 @@ import sys
 import tempfile
 import time
 import urllib.request
-import venv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
+
+# The /proc helpers, called as harness.X by the tests and bench/.
+from support.procs import alive, all_pids, cmdline, descendants, pids_with_env, pss_mib, rss_mib  # noqa: F401
 
 CACHE = Path(os.environ.get("EDGE_TEMPLATE_CACHE", Path.home() / ".cache" / "edge-template"))
 
@@ -166,7 +170,10 @@ def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
 
     First the image: apache-airflow at the FROM line's version (plus `extra`, what only the
     central site needs) resolved as of that release; then each RUN step of the Dockerfile,
-    resolved today as a build today would be. The resolved set is in pip-freeze.txt."""
+    resolved today as a build today would be. The resolved set is in pip-freeze.txt.
+    Built once per pin set, by the DAG import check's own built_once: into a temporary folder
+    moved into place when whole, under a lock, so that test processes needing the same venv at
+    once wait for one build (uv's relocatable venv: its scripts still run once moved)."""
     image, steps = dockerfile_steps(repo)
     image = Image(image.airflow_version, extra)
     key_source = json.dumps([sys.version_info[:2], image.airflow_version, image.extra,
@@ -175,29 +182,42 @@ def airflow_venv(repo: Path, extra: tuple[str, ...] = ()) -> Path:
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     path = CACHE / "venvs" / key
     freeze = path / "pip-freeze.txt"
-    if (path / ".complete").exists():
-        print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
-        return path
-    shutil.rmtree(path, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    venv.EnvBuilder(with_pip=True).create(path)
-    python = str(path / "bin" / "python")
-    started = time.monotonic()
-    image_args = image.uv_args()
-    result = subprocess.run([uv(), "pip", "install", "--quiet", "--python", python, *image_args],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"the image ({' '.join(image_args)}) failed to install:\n{result.stderr[-4000:]}")
-    for step in steps:
-        result = run_build_step(step, repo, path)
+
+    def build(target: Path) -> None:
+        started = time.monotonic()
+        subprocess.run([uv(), "venv", "--quiet", "--relocatable", "--seed", "--python", sys.executable, str(target)],
+                       capture_output=True, text=True, check=True)
+        python = str(target / "bin" / "python")
+        image_args = image.uv_args()
+        result = subprocess.run([uv(), "pip", "install", "--quiet", "--python", python, *image_args],
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise HarnessError(f"Dockerfile step `{' '.join(step.argv)}` failed:\n{result.stderr[-4000:]}")
-    frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True, check=True)
-    freeze.write_text(frozen.stdout)
-    print(f"e2e: venv {path} built in {time.monotonic() - started:.0f} s (image: {' '.join(image_args)}); "
-          f"resolved set in {freeze}", file=sys.stderr)
-    (path / ".complete").write_text(key_source)
+            raise HarnessError(f"the image ({' '.join(image_args)}) failed to install:\n{result.stderr[-4000:]}")
+        for step in steps:
+            result = run_build_step(step, repo, target)
+            if result.returncode != 0:
+                raise HarnessError(f"Dockerfile step `{' '.join(step.argv)}` failed:\n{result.stderr[-4000:]}")
+        frozen = subprocess.run([uv(), "pip", "freeze", "--python", python], capture_output=True, text=True,
+                                check=True)
+        (target / "pip-freeze.txt").write_text(frozen.stdout)
+        print(f"e2e: venv {path} built in {time.monotonic() - started:.0f} s (image: {' '.join(image_args)})",
+              file=sys.stderr)
+
+    dag_check_hook().built_once(path, build, key_source)
+    print(f"e2e: venv {path}, resolved set in {freeze}", file=sys.stderr)
     return path
+
+
+def dag_check_hook() -> ModuleType:
+    """hooks/check_dag_imports.py, the stdlib-only file shipped to team repos (one copy of built_once)."""
+    name = "edge_template_check_dag_imports"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "hooks" /
+                                                      "check_dag_imports.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 # --------------------------------------------------------------------------- processes
@@ -230,9 +250,13 @@ class Proc:
                 with suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
                 self.popen.wait(10)
-        # Task processes run in sessions of their own: end any left in our group.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        # End what is left in our group. Our PID is free once reaped, and with many tests at once
+        # (pid_max 32768) another process may get it: PostgreSQL's postmaster or a central site's
+        # server, leaders of their own groups. A live process with our PID is not ours, so neither
+        # is its group; while a process of our group lives, Linux gives our PID to no other.
+        if not alive(self.pid):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         return self.popen.returncode
 
 
@@ -528,19 +552,6 @@ def start_worker(
     return Worker(proc, repo, home, port)
 
 
-def pids_with_env(marker: str) -> list[int]:
-    """Processes whose environment holds `marker` (KEY=VALUE)."""
-    needle = marker.encode()
-    found = []
-    for proc_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (proc_dir / "environ").read_bytes():
-                found.append(int(proc_dir.name))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 def kill_strays(marker: str) -> list[int]:
     """SIGKILL processes whose environment holds `marker` (task processes run in their own session)."""
     killed = []
@@ -549,56 +560,3 @@ def kill_strays(marker: str) -> list[int]:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
     return killed
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, by parent links in /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, level = [], children.get(pid, [])
-    while level:
-        found += level
-        level = [child for p in level for child in children.get(p, [])]
-    return found
-
-
-def all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").glob("[0-9]*")]
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
-
-
-def _proc_kib_field_mib(pid: int, file: str, key: str) -> float:
-    """A "Key: N kB" line of /proc/PID/FILE, in MiB (0 once the process is gone)."""
-    try:
-        text = Path(f"/proc/{pid}/{file}").read_text()
-    except OSError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pss_mib(pid: int) -> float:
-    """Proportional set size of one process, in MiB: shared pages split among their users."""
-    return _proc_kib_field_mib(pid, "smaps_rollup", "Pss")
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of one process, in MiB (0 once it is gone)."""
-    return _proc_kib_field_mib(pid, "status", "VmRSS")

@@ -1,1 +1,0 @@
-../../hooks/answers.py

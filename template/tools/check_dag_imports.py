@@ -1,1 +1,0 @@
-../../hooks/check_dag_imports.py
