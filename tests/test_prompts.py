@@ -129,7 +129,9 @@ def test_with_two_sites_the_team_is_asked_which_first(tmp_path: Path) -> None:
     template = snapshot_template(tmp_path / "edge-template")
     write_site(template, "staging", airflow_version="3.3.2", edge_provider_version="5.1.0")
     release(template, "v1.1.0")
-    child = copier_prompt(tmp_path / "team-c", {k: v for k, v in OTHER_ANSWERS.items() if k != "team_name"}, template)
+    answers = {**{k: v for k, v in OTHER_ANSWERS.items() if k != "team_name"}, "deployment_target": "worker-pool",
+               "network_mode": "none"}
+    child = copier_prompt(tmp_path / "team-c", answers, template)
 
     child.expect_exact("The central Airflow site your worker joins: prod, staging.")
     child.expect_exact("prod")  # the default, filled in
