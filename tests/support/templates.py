@@ -204,17 +204,3 @@ def sh_blocks(markdown: str) -> list[list[str]]:
         if current is not None and line.strip():
             current.append(re.sub(r"\s+#\s.*$", "", line).strip())
     return blocks
-
-
-def release_with_old_copier_yml(root: Path, old: Callable[[str], str], what: str) -> Path:
-    """A clone of this template whose v1.0.0 has `old(today's copier.yml)` and v2.0.0 today's."""
-    template = snapshot_template(root)
-    copier_yml = template / "copier.yml"
-    today = copier_yml.read_text()
-    copier_yml.write_text(old(today))
-    git(template, "commit", "-q", "-am", f"v1.0.0 {what}")
-    git(template, "tag", "-f", "v1.0.0")
-    copier_yml.write_text(today)
-    git(template, "commit", "-q", "-am", "v2.0.0")
-    git(template, "tag", "v2.0.0")
-    return template
