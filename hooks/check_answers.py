@@ -71,8 +71,8 @@ def problems(answers: dict[str, object]) -> list[str]:
         expect("worker.env.yaml", "EDGE_WORKER_CONCURRENCY", env_value(text, "EDGE_WORKER_CONCURRENCY"),
                "worker_concurrency", answers.get("worker_concurrency"))
         if str(answers.get("remote_logging")).lower() == "true":  # deploy.sh lets the worker write this folder only
-            expect("worker.env.yaml", "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
-                   env_value(text, "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"), "remote_log_folder",
+            expect("worker.env.yaml", "EDGE_REMOTE_LOG_FOLDER",
+                   env_value(text, "EDGE_REMOTE_LOG_FOLDER"), "remote_log_folder",
                    answers.get("remote_log_folder"))
     pools = Path("pools.json")
     if pools.exists():

@@ -38,6 +38,8 @@ EDGE_WORKER_NAME_PREFIX="${EDGE_WORKER_NAME_PREFIX:-edge-worker}"
 # Task logs: on Cloud Run a size-limited in-memory volume; kept at EDGE_LOG_KEEP_MIB (0: not pruned).
 EDGE_LOG_KEEP_MIB="${EDGE_LOG_KEEP_MIB:-0}"
 EDGE_LOG_PRUNE_SECONDS="${EDGE_LOG_PRUNE_SECONDS:-30}"
+# remote_logging: each finished task's log is also uploaded to this gs://BUCKET/FOLDER.
+EDGE_REMOTE_LOG_FOLDER="${EDGE_REMOTE_LOG_FOLDER:-}"
 log_folder="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:-/opt/airflow}/logs}"
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edge3.executors.EdgeExecutor}"
 
@@ -51,6 +53,8 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
   || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
 [[ "$EDGE_LOG_KEEP_MIB" =~ ^[0-9]+$ && "$EDGE_LOG_PRUNE_SECONDS" =~ ^[1-9][0-9]*$ ]] \
   || die "EDGE_LOG_KEEP_MIB must be a whole number of MiB and EDGE_LOG_PRUNE_SECONDS of seconds (got ${EDGE_LOG_KEEP_MIB}, ${EDGE_LOG_PRUNE_SECONDS})."
+[[ -z "$EDGE_REMOTE_LOG_FOLDER" || "$EDGE_REMOTE_LOG_FOLDER" =~ ^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^/].*$ ]] \
+  || die "EDGE_REMOTE_LOG_FOLDER must be gs://BUCKET/FOLDER (got ${EDGE_REMOTE_LOG_FOLDER})."
 
 mkdir -p "$EDGE_RUN_DIR"
 worker_pid_file="$EDGE_RUN_DIR/worker.pid"
@@ -107,10 +111,11 @@ if [[ "$EDGE_HEALTH_SERVER" == "true" ]]; then
   health_pid=$!
 fi
 
-if (( EDGE_LOG_KEEP_MIB > 0 )); then
-  # Deletes the oldest task log files past the bound, never a running task's.
-  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" prune-logs \
-    "$log_folder" "$EDGE_LOG_KEEP_MIB" "$EDGE_LOG_PRUNE_SECONDS" &
+if (( EDGE_LOG_KEEP_MIB > 0 )) || [[ -n "$EDGE_REMOTE_LOG_FOLDER" ]]; then
+  # Uploads finished task logs (remote_logging) and deletes the oldest past the bound, never a
+  # running task's nor one not uploaded yet. At exit (SIGTERM) it makes one last upload pass.
+  env -u EDGE_SHARED_SECRET "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" keep-logs \
+    "$log_folder" "$EDGE_LOG_KEEP_MIB" "$EDGE_LOG_PRUNE_SECONDS" ${EDGE_REMOTE_LOG_FOLDER:+"$EDGE_REMOTE_LOG_FOLDER"} &
   pruner_pid=$!
 fi
 

@@ -17,13 +17,18 @@
         A task whose supervisor died is re-parented to the entrypoint (a child
         subreaper), so it is found too.
 
-    python3 startup.py prune-logs FOLDER KEEP_MIB SECONDS
+    python3 startup.py keep-logs FOLDER KEEP_MIB SECONDS [UPLOAD_TO]
         Keep the task log files under FOLDER ([logging] base_log_folder, an in-memory volume
-        on Cloud Run) at KEEP_MIB or less: every SECONDS, when they hold more, delete them
-        oldest first (by last write) until they fit, sparing every file a process has open
-        (a running task's) and every file written in the last minute (edge3 pushes a task's
-        last lines to the central site just after it ends); then remove emptied folders.
-        Runs until it is killed.
+        on Cloud Run) at KEEP_MIB or less (0: no bound): every SECONDS, when they hold more,
+        delete them oldest first (by last write) until they fit, sparing every file a process
+        has open (a running task's) and every file written in the last minute (edge3 pushes a
+        task's last lines to the central site just after it ends); then remove emptied folders.
+        With UPLOAD_TO (gs://BUCKET/FOLDER), every few seconds each finished log file (no
+        process holds it, unchanged for UPLOAD_SETTLE_SECONDS) is uploaded once to
+        UPLOAD_TO/<its path under FOLDER>, Airflow's own layout, as the instance's service
+        account (its token from the metadata server); a failed upload is retried with backoff
+        and its file is not deleted until it is uploaded. On SIGTERM: one last upload pass of
+        every file no process holds, then exit. Runs until then.
 
     python3 startup.py subreaper PROGRAM [ARGS...]
         Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across
@@ -42,8 +47,14 @@ from stat import S_ISREG
 METADATA_ID_URL = "http://metadata.google.internal/computeMetadata/v1/instance/id"
 
 
-# urllib, hashlib and secrets are imported where they are used: prune-logs runs for the
+# urllib, hashlib and secrets are imported where they are used: keep-logs runs for the
 # container's life and stays small (about 11 MiB instead of 20 MiB resident).
+
+# A log file is created a moment before its task opens it: one that no process holds and that
+# has not changed for this long is finished.
+UPLOAD_SETTLE_SECONDS = 5.0
+UPLOAD_CHECK_SECONDS = 5.0
+UPLOAD_BACKOFF_MAX_SECONDS = 300.0
 
 
 def instance_id(url: str, timeout: float = 1.0) -> str | None:
@@ -162,9 +173,8 @@ def open_files() -> set[str]:
     return held
 
 
-def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0) -> tuple[list[Path], int]:
-    """Delete the oldest log files under folder until they hold keep_bytes or less, sparing open
-    and recently written ones, then the emptied folders. (The files deleted, the bytes left.)"""
+def log_files(folder: Path) -> list[tuple[float, int, str]]:
+    """(last write, size, path) of each regular file under folder."""
     files: list[tuple[float, int, str]] = []
     for root, _dirs, names in os.walk(folder):
         for name in names:
@@ -175,6 +185,15 @@ def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0) -> tuple[li
                 continue
             if S_ISREG(info.st_mode):
                 files.append((info.st_mtime, info.st_size, path))
+    return files
+
+
+def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0,
+               spared: frozenset[str] = frozenset()) -> tuple[list[Path], int]:
+    """Delete the oldest log files under folder until they hold keep_bytes or less, sparing open,
+    recently written and `spared` ones (not yet uploaded), then the emptied folders. (The files
+    deleted, the bytes left.)"""
+    files = log_files(folder)
     total = sum(size for _mtime, size, _path in files)
     if total <= keep_bytes:
         return [], total
@@ -183,7 +202,7 @@ def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0) -> tuple[li
     for mtime, size, path in sorted(files):
         if total <= keep_bytes or mtime > newest:
             break
-        if path in held:
+        if path in held or path in spared:
             continue
         try:
             os.unlink(path)
@@ -202,18 +221,135 @@ def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0) -> tuple[li
     return removed, total
 
 
-def prune_logs_forever(folder: Path, keep_mib: int, seconds: float) -> None:
+class LogUploader:
+    """Copies finished task log files to gs://BUCKET/PREFIX/<path under the log folder> with the
+    Cloud Storage JSON API's simple upload, as the instance's service account: the standard
+    library only, so the image needs no Google provider and a task process loads nothing more."""
+
+    def __init__(self, folder: Path, destination: str) -> None:
+        bucket, _, prefix = destination.removeprefix("gs://").partition("/")
+        self.folder, self.bucket, self.prefix = folder, bucket, prefix.strip("/")
+        # The variables google-auth and google-cloud-storage read too (emulators, tests).
+        self.metadata = "http://" + os.environ.get("GCE_METADATA_HOST", "metadata.google.internal")
+        self.storage = os.environ.get("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com").rstrip("/")
+        self.sent: dict[str, tuple[float, int]] = {}  # path -> (last write, size) as uploaded
+        self.retry: dict[str, tuple[float, float]] = {}  # path -> (not before, backoff)
+        self.token, self.token_until = "", 0.0
+        self.failing = ""
+
+    def object_name(self, path: str) -> str:
+        relative = os.path.relpath(path, self.folder)
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def unsent(self, files: list[tuple[float, int, str]]) -> list[tuple[float, int, str]]:
+        return [(mtime, size, path) for mtime, size, path in files if self.sent.get(path) != (mtime, size)]
+
+    def access_token(self) -> str:
+        import json
+        import urllib.request
+
+        if time.monotonic() < self.token_until:
+            return self.token
+        request = urllib.request.Request(  # noqa: S310 - the metadata server's fixed http URL
+            f"{self.metadata}/computeMetadata/v1/instance/service-accounts/default/token",
+            headers={"Metadata-Flavor": "Google"})
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            answer = json.load(response)
+        self.token = answer["access_token"]
+        self.token_until = time.monotonic() + max(0, int(answer.get("expires_in", 0)) - 60)
+        return self.token
+
+    def upload(self, path: str) -> None:
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({"uploadType": "media", "name": self.object_name(path)})
+        url = f"{self.storage}/upload/storage/v1/b/{urllib.parse.quote(self.bucket, safe='')}/o?{query}"
+        with open(path, "rb") as body:
+            size = os.fstat(body.fileno()).st_size
+            request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - gs:// checked
+                "Authorization": f"Bearer {self.access_token()}",
+                "Content-Type": "text/plain; charset=utf-8", "Content-Length": str(size)})
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                response.read()
+
+    def upload_finished(self, settle: float = UPLOAD_SETTLE_SECONDS, final: bool = False) -> None:
+        """Upload each finished file not uploaded as it is now; retry failures with backoff."""
+        import urllib.error
+
+        now, wall = time.monotonic(), time.time()
+        files = [f for f in self.unsent(log_files(self.folder)) if f[0] <= wall - settle
+                 and (final or self.retry.get(f[2], (0.0, 0.0))[0] <= now)]
+        if not files:
+            return
+        held = open_files()
+        failed: list[str] = []
+        for mtime, size, path in sorted(files):
+            if path in held:
+                continue
+            try:
+                self.upload(path)
+            except urllib.error.HTTPError as error:
+                if error.code == 401:
+                    self.token_until = 0.0
+                failed.append(f"HTTP {error.code} {error.reason}")
+            except (OSError, ValueError, KeyError) as error:
+                failed.append(str(getattr(error, "reason", error)))
+            else:
+                self.sent[path] = (mtime, size)
+                self.retry.pop(path, None)
+                continue
+            backoff = min(UPLOAD_BACKOFF_MAX_SECONDS, 2 * self.retry.get(path, (0.0, UPLOAD_CHECK_SECONDS / 2))[1])
+            self.retry[path] = (now + backoff, backoff)
+        if failed and failed[0] != self.failing:  # said once per cause, and again when it changes
+            print(f"startup: could not upload {len(failed)} task log file(s) to gs://{self.bucket}/{self.prefix} "
+                  f"({failed[0]}): kept here and retried", file=sys.stderr)
+        elif not failed and self.failing:
+            print(f"startup: task log uploads to gs://{self.bucket}/{self.prefix} work again", file=sys.stderr)
+        self.failing = failed[0] if failed else ""
+
+    def forget_gone(self) -> None:
+        for path in [p for p in self.sent if not os.path.exists(p)]:
+            del self.sent[path]
+
+
+class Stopping(Exception):  # noqa: N818 - a signal, not an error
+    pass
+
+
+def keep_logs(folder: Path, keep_mib: int, seconds: float, upload_to: str = "") -> None:
+    """Prune (keep_mib > 0) and upload (upload_to) the task log folder until SIGTERM."""
     keep, over = keep_mib * 1024 * 1024, False
-    while True:
-        removed, left = prune_logs(folder, keep)
-        if removed:
-            print(f"startup: deleted {len(removed)} task log file(s), oldest first: {folder} holds "
-                  f"{left / 1048576:.1f} MiB (bound {keep_mib} MiB)", file=sys.stderr)
-        if left > keep and not over:  # said once, until it fits again
-            print(f"startup: {folder} holds {left / 1048576:.1f} MiB, over its {keep_mib} MiB bound, in the "
-                  "files of running tasks or of tasks that ended in the last minute", file=sys.stderr)
-        over = left > keep
-        time.sleep(seconds)
+    uploader = LogUploader(folder, upload_to) if upload_to else None
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise Stopping
+
+    signal.signal(signal.SIGTERM, stop)
+    next_prune = 0.0
+    try:
+        while True:
+            if uploader:
+                uploader.upload_finished()
+            if keep and time.monotonic() >= next_prune:
+                unsent = frozenset(p for _m, _s, p in uploader.unsent(log_files(folder))) if uploader else frozenset()
+                removed, left = prune_logs(folder, keep, spared=unsent)
+                if removed:
+                    print(f"startup: deleted {len(removed)} task log file(s), oldest first: {folder} holds "
+                          f"{left / 1048576:.1f} MiB (bound {keep_mib} MiB)", file=sys.stderr)
+                    if uploader:
+                        uploader.forget_gone()
+                if left > keep and not over:  # said once, until it fits again
+                    print(f"startup: {folder} holds {left / 1048576:.1f} MiB, over its {keep_mib} MiB bound, in the "
+                          "files of running tasks, of tasks that ended in the last minute"
+                          f"{' or not uploaded yet' if uploader else ''}", file=sys.stderr)
+                over = left > keep
+                next_prune = time.monotonic() + seconds
+            time.sleep(min(seconds, UPLOAD_CHECK_SECONDS) if uploader else seconds)
+    except Stopping:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the last pass
+        if uploader:
+            uploader.upload_finished(settle=0.0, final=True)
 
 
 def subreaper(argv: list[str]) -> None:
@@ -255,8 +391,9 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[0] == "end-tasks":
         end_tasks(int(argv[1]), int(argv[2]), {int(pid) for pid in argv[3:]})
         return 0
-    if len(argv) == 4 and argv[0] == "prune-logs":
-        prune_logs_forever(Path(argv[1]), int(argv[2]), float(argv[3]))
+    if len(argv) in (4, 5) and argv[0] == "keep-logs":
+        keep_logs(Path(argv[1]), int(argv[2]), float(argv[3]), argv[4] if len(argv) == 5 else "")
+        return 0
     if len(argv) >= 2 and argv[0] == "subreaper":
         subreaper(argv[1:])
     print(__doc__, file=sys.stderr)

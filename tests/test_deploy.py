@@ -147,7 +147,7 @@ DEPLOY_COMMANDS = {
         "--image=us-central1-docker.pkg.dev/acme-data-prod/airflow-edge/analytics-edge-worker:abc1234",
         "--service-account=analytics-edge@acme-data-prod.iam.gserviceaccount.com",
         "--env-vars-file=worker.env.yaml", "--set-secrets=EDGE_SHARED_SECRET=airflow-edge-secret:latest",
-        "--cpu=1", "--memory=3Gi", "--instances=3",  # the memory default with remote_logging
+        "--cpu=1", "--memory=2Gi", "--instances=3",
         *LOG_VOLUME,
         "--add-volume=name=dags,type=cloud-storage,bucket=acme-dags,readonly=true,"
         "mount-options=only-dir=teams/analytics/dags/analytics;metadata-cache-ttl-secs=10",
@@ -170,7 +170,7 @@ DEPLOY_COMMANDS = {
         "gcloud", "run", "deploy", "team-b-edge-worker", "--project=my-gcp-project", "--region=europe-west1",
         "--image=europe-west1-docker.pkg.dev/my-gcp-project/airflow-edge/team-b-edge-worker:abc1234",
         "--service-account=team-b-edge@my-gcp-project.iam.gserviceaccount.com",
-        *service_flags(2, 4, memory="3Gi"),  # the memory default with remote_logging
+        *service_flags(2, 4),
         *LOG_VOLUME,
         "--network=default", "--subnet=default", "--vpc-egress=private-ranges-only",
         "--labels=app=airflow-edge-worker,team=team-b,managed-by=deploy-sh",
@@ -866,8 +866,7 @@ def test_the_worker_writes_only_its_team_folder_of_the_task_log_bucket(
         'resource.name.startsWith("projects/_/buckets/acme-airflow-logs/objects/teams/analytics/")'
     )
     # The worker's own setting names the same folder, uploading as its service account.
-    assert 'AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER: "gs://acme-airflow-logs/teams/analytics"\n' in env
-    assert 'AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID: ""\n' in env
+    assert 'EDGE_REMOTE_LOG_FOLDER: "gs://acme-airflow-logs/teams/analytics"\n' in env
     # Nothing else of either bucket is granted to it.
     assert {k for k in run.resources if k.startswith("binding:bucket:") and member in k} == {
         f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read", key,

@@ -162,7 +162,7 @@ def test_answers_hook_flags_a_task_log_folder_other_than_the_granted_one(render_
 
     assert result.returncode == 1
     assert result.stdout == (
-        "worker.env.yaml: AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER is 'gs://acme-airflow-logs/teams' but the answers "
+        "worker.env.yaml: EDGE_REMOTE_LOG_FOLDER is 'gs://acme-airflow-logs/teams' but the answers "
         "give 'gs://acme-airflow-logs/teams/analytics'; undo the hand edit, or change the answer with "
         "`copier update --data remote_log_folder=gs://acme-airflow-logs/teams/analytics`\n"
     )

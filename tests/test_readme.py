@@ -158,7 +158,6 @@ def test_the_generated_readme_command_that_keeps_task_logs_turns_them_on(
     assert result.returncode == 0, result.stderr
     answers = load_answers(repo)
     assert (answers["remote_logging"], answers["remote_log_folder"]) == (True, "gs://acme-airflow-logs/team-c")
-    assert 'AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER: "gs://acme-airflow-logs/team-c"' in (
-        repo / "worker.env.yaml").read_text()
-    assert '"apache-airflow-providers-google"' in (repo / "Dockerfile").read_text()
+    assert 'EDGE_REMOTE_LOG_FOLDER: "gs://acme-airflow-logs/team-c"' in (repo / "worker.env.yaml").read_text()
+    assert "providers-google" not in (repo / "Dockerfile").read_text()  # the entrypoint uploads
     assert "Each finished try's log is also uploaded to" in (repo / "README.md").read_text()

@@ -2,38 +2,26 @@
 
 The task logs ([logging] base_log_folder) live on an in-memory volume of a fixed size (deploy.sh;
 its flags are in tests/test_deploy.py), the memory rule counts that volume, and the entrypoint's
-pruner (startup.py prune-logs) deletes the oldest finished tasks' files past a bound, never a
+log keeper (startup.py keep-logs) deletes the oldest finished tasks' files past a bound, never a
 running task's. These tests run the real pruning code on real files.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
-from support.templates import ROOT
+from support.templates import ROOT, load_module
 
 MIB = 1024 * 1024
 HOUR = 3600
 
 
-def load_startup() -> ModuleType:
-    """The template's startup.py (rendered as is), the code the container runs."""
-    spec = importlib.util.spec_from_file_location("edge_startup", ROOT / "template" / "startup.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-startup = load_startup()
+startup = load_module(ROOT / "template" / "startup.py", "edge_startup")
 
 
 def task_log(folder: Path, dag: str, attempt: int, mib: float, age_seconds: float) -> Path:

@@ -192,9 +192,6 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     # 180 + 2 x 150 = 480 MiB would fit: the in-memory task log volume is counted too.
     ("memory", "512Mi", {"worker_concurrency": 2},
      "2 running tasks and the task logs (about 180 + 2 x 150 + 128 = 608 MiB)"),
-    # 1Gi holds 4 tasks (908 MiB), not with the Google provider's log handler in each.
-    ("memory", "1Gi", {"remote_logging": True},
-     "the Google provider's log handler (about 180 + 4 x 150 + 128 + 35 + 4 x 110 = 1383 MiB)"),
     ("memory", "6Gi", {"cpu": "1"}, "more than 4Gi needs 2 CPUs"),
     ("memory", "1Gi", {"cpu": "4"}, "4 CPUs need at least 2Gi"),
     ("job_poll_interval", 0, {}, "job_poll_interval must be 1 to 600"),

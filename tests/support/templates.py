@@ -5,6 +5,7 @@ Shared by the tests and bench/: one home for the code that makes team repos and 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import copier
@@ -203,3 +205,13 @@ def sh_blocks(markdown: str) -> list[list[str]]:
         if current is not None and line.strip():
             current.append(re.sub(r"\s+#\s.*$", "", line).strip())
     return blocks
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """A Python file of the template (rendered as is: the code the container runs) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
