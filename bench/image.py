@@ -9,6 +9,7 @@ for team c's whole worker set into a clean venv with a cold cache, pip against u
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -85,4 +86,21 @@ def install_seconds(work: Path, tool: str, packages: list[str]) -> float:
 def worker_set(repo: Path, airflow: str, edge3: str) -> list[str]:
     requirements = [line for line in (repo / "requirements.txt").read_text().splitlines()
                     if line and not line.startswith("#")]
-    return [f"apache-airflow=={airflow}", f"apache-airflow-providers-edge3=={edge3}", *requirements]
+    return [f"apache-airflow=={airflow}", f"apache-airflow-providers-edge3=={edge3}", *dockerfile_extras(repo),
+            *requirements]
+
+
+def dockerfile_extras(repo: Path) -> list[str]:
+    """What the rendered Dockerfile's first install adds beside Airflow and edge3 (one quoted
+    requirement a line)."""
+    install = (repo / "Dockerfile").read_text().split("RUN uv pip install", 1)[1].split("&&", 1)[0]
+    found = re.findall(r'^\s+"([^"]+)" \\$', install, re.MULTILINE)
+    return [r for r in found if not r.startswith(("apache-airflow==", "apache-airflow-providers-edge3=="))]
+
+
+def added_mib(work: Path, repo: Path, airflow: str, edge3: str, more: list[str]) -> float:
+    """MiB the packages `more` add to the worker's slim set."""
+    worker = worker_set(repo, airflow, edge3)[1:]
+    image = [f"apache-airflow=={airflow}"]
+    return installed_mib(work, "more", airflow, image, [*worker, *more]) - installed_mib(work, "base", airflow, image,
+                                                                                         worker)

@@ -1,7 +1,7 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,image,dagcheck,suite,fleet,pickup,soak,elastic]
+        [--only render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
@@ -50,6 +50,7 @@ class Row:
     floor: list[float] = field(default_factory=list)
     target: str = ""
     limit: float | None = None
+    on: str = "ratio"  # what the limit applies to: the ratio to the floor, or the median "value"
 
     @property
     def ratio(self) -> float | None:
@@ -60,7 +61,7 @@ class Row:
     def verdict(self) -> str:
         if self.limit is None:
             return ""
-        value = self.ratio if self.floor else statistics.median(self.values)
+        value = self.ratio if self.floor and self.on == "ratio" else statistics.median(self.values)
         return "met" if value is not None and value <= self.limit else "MISSED"
 
 
@@ -109,6 +110,16 @@ def bench_image(work: Path, runs: int, template: Path) -> list[Row]:
         )
         rows.append(Row(f"install ({track.name}): uv, worker set, clean venv, cold cache", "s", uv_times,
                         "pip", pip_times))
+        # remote_logging: what its render adds to the image, against the Google provider it added
+        # before the entrypoint uploaded the logs itself.
+        logs_repo = render(work / "image" / f"{track.name}-remote-logs",
+                           {"team_name": "team-c", "airflow_version": track.airflow_version, "remote_logging": True,
+                            "python_deps": ["pandas==2.2.3", "requests>=2.32"]}, src=template, vcs_ref="v1.0.0")
+        now = image.added_mib(work / "image", repo, track.airflow_version, edge3, image.dockerfile_extras(logs_repo))
+        before = image.added_mib(work / "image", repo, track.airflow_version, edge3,
+                                 ["apache-airflow-providers-google"])
+        rows.append(Row(f"image ({track.name}): what remote_logging adds, slim set", "MiB", [now],
+                        "the Google provider (before)", [before], "<= 5 MiB", 5.0, on="value"))
     return rows
 
 
@@ -334,9 +345,9 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
 
         values, floors = interleave(runs, entrypoint, bare)
         memory = measure_memory(central, repo, venv, secret, work / track.name / "logs", concurrency)
-        # remote_logging: the Google provider's task log handler loads in every task process. The
-        # provider brings pandas of its own: a pin to another version would fail the build.
-        logs_answers = {**answers, "remote_logging": True, "python_deps": ["pandas"]}
+        # remote_logging: the entrypoint's log keeper uploads each finished log; no task process
+        # loads anything for it (before, the Google provider's handler loaded in each).
+        logs_answers = {**answers, "remote_logging": True}
         logs_repo = render(work / track.name / "team-c-remote-logs", logs_answers, src=template, vcs_ref="v1.0.0")
         (logs_repo / "dags" / "team_c" / "bench_dag.py").write_text(
             SLOW_DAG.format(module="team_c", count=concurrency))
@@ -350,6 +361,61 @@ def bench_worker(work: Path, runs: int, track: Track, template: Path) -> tuple[R
     return row, memory
 
 
+
+
+# The most job_poll_interval the template's rule allows, per Airflow major (includes/rules.jinja).
+SLOWEST_POLL = {"2": 2, "3": 5}
+
+
+def bench_shutdown(work: Path, runs: int, track: Track, template: Path) -> Row:
+    """SIGTERM with every slot busy -> the entrypoint's exit, at the slowest job_poll_interval the
+    template allows (a draining worker sleeps it between checks), against the 10 s Cloud Run gives
+    before SIGKILL. A figure here, not an assertion in the tests: a loaded CI machine stretches it."""
+    port = harness.free_port()
+    slowest_poll = SLOWEST_POLL[track.airflow_version.split(".")[0]]
+    answers = {
+        "team_name": "team-c", "airflow_version": track.airflow_version, "deployment_target": "service",
+        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi", "dags_source": "image",
+        "python_deps": ["pandas==2.2.3"], "job_poll_interval": slowest_poll,
+    }
+    if track.airflow_version.startswith("3."):
+        answers["dag_bundle_name"] = track.bundle
+    home = work / f"shutdown-{track.name}"
+    repo = render(home / "team-c", answers, src=template, vcs_ref="v1.0.0")
+    concurrency = int(harness.worker_env_file(repo)["EDGE_WORKER_CONCURRENCY"])
+    (repo / "dags" / "team_c" / "bench_dag.py").write_text(SLOW_DAG.format(module="team_c", count=concurrency))
+    secret = secrets.token_urlsafe(64)
+    values = []
+    with running_central_site(track, home, port, secret, [repo], home / "logs") as central:
+        for index in range(runs):
+            worker = harness.start_worker(repo, central.venv, secret, home / "logs", f"shutdown-{index}")
+            try:
+                name = harness.wait_until("the worker's name", worker.name, timeout=30)
+                harness.wait_until("registration", lambda n=name: central.worker_rows().get(n) == "idle", timeout=60)
+                run_id = central.trigger("team_c_bench")
+                harness.wait_until(
+                    f"{concurrency} bench tasks running",
+                    lambda r=run_id: [row[0] for row in central.query(
+                        f"SELECT state FROM task_instance WHERE run_id = '{r}'")].count("running") == concurrency,
+                    timeout=180,
+                )
+                started = time.perf_counter()
+                worker.proc.popen.send_signal(signal.SIGTERM)
+                worker.proc.popen.wait(60)
+                values.append(time.perf_counter() - started)
+            finally:
+                central.airflow("dags", "pause", "team_c_bench")
+                worker.stop(signal.SIGTERM)
+            # The cut tasks hold the team's pool until the central site marks them failed.
+            harness.wait_until(
+                "the cut tasks to leave 'running'",
+                lambda r=run_id: "running" not in [row[0] for row in central.query(
+                    f"SELECT state FROM task_instance WHERE run_id = '{r}'")],
+                timeout=300,
+            )
+    return Row(f"shutdown ({track.name}): SIGTERM with {concurrency} tasks running, poll {slowest_poll} s -> exit",
+               "s", values,
+               "Cloud Run's SIGKILL", [10.0] * len(values), "< 1x", 0.99)
 
 
 def central_secret_var(track: Track) -> str:
@@ -572,7 +638,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--only",
-                        default="render,update,health,registration,memory,image,dagcheck,suite,fleet,pickup,soak,elastic")
+                        default="render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
@@ -607,6 +673,9 @@ def main(argv: list[str]) -> int:
                 rows.append(row)
             if health_rss is not None:
                 extra = memory_defaults(memory["airflow2"], health_rss)
+        if "shutdown" in only:
+            for track in (TRACKS["airflow2"], TRACKS["airflow3"]):
+                rows.append(bench_shutdown(work, args.runs, track, template))
         if "image" in only:
             rows.extend(bench_image(work, args.runs, template))
         if "dagcheck" in only:
