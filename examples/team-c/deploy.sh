@@ -131,55 +131,55 @@ EOF
 say() { printf 'deploy.sh: %s\n' "$*" >&2; }
 die() { printf 'deploy.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
-# quoted_command WORD...: sets LINE to the words, each quoted for the shell when needed.
-quoted_command() {
-  local word quote="'\\''"
-  LINE=""
+# quoted WORD...: prints the words as one line, each quoted for the shell when needed.
+quoted() {
+  local word line="" quote="'\\''"
   for word in "$@"; do
     if [[ ! "$word" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
       word="'${word//\'/$quote}'"
     fi
-    LINE+="${LINE:+ }${word}"
+    line+="${line:+ }${word}"
   done
+  printf '%s\n' "$line"
 }
 
 failed() {  # failed STATUS COMMAND...
   local status=$1
   shift
-  quoted_command "$@"
-  die "this command failed (exit ${status}): ${LINE} -- fix the cause and run ./deploy.sh again: it skips what already exists."
+  die "this command failed (exit ${status}): $(quoted "$@") -- fix the cause and run ./deploy.sh again: it skips what already exists."
 }
 
 # probe COMMAND...: a read that succeeds when the thing exists. A dry run prints it and
 # answers "missing".
 probe() {
-  if $DRY_RUN; then quoted_command "$@"; printf '%s\n' "$LINE"; return 1; fi
+  if $DRY_RUN; then quoted "$@"; return 1; fi
   "$@" >/dev/null 2>&1
 }
 
 # query COMMAND...: a read whose output lands in OUT. A dry run prints it and answers "".
+# (A global, not $(query ...): in a command substitution a failed read would stop only the
+# subshell, not the deploy.)
 query() {
   OUT=""
-  if $DRY_RUN; then quoted_command "$@"; printf '%s\n' "$LINE"; return 0; fi
+  if $DRY_RUN; then quoted "$@"; return 0; fi
   OUT="$("$@")" || failed $? "$@"
 }
 
 # change COMMAND...: a call that changes something. A dry run only prints it.
 change() {
-  quoted_command "$@"
-  if $DRY_RUN; then printf '%s\n' "$LINE"; return 0; fi
-  printf '+ %s\n' "$LINE" >&2
+  if $DRY_RUN; then quoted "$@"; return 0; fi
+  printf '+ %s\n' "$(quoted "$@")" >&2
   "$@" || failed $? "$@"
 }
 
 # change_with_retry COMMAND...: an IAM or alert change that may meet a service account
 # or metric created seconds ago and not visible everywhere yet.
 change_with_retry() {
-  local attempt status
-  quoted_command "$@"
-  if $DRY_RUN; then printf '%s\n' "$LINE"; return 0; fi
+  local attempt status line
+  line="$(quoted "$@")"
+  if $DRY_RUN; then printf '%s\n' "$line"; return 0; fi
   for attempt in 1 2 3 4; do
-    printf '+ %s\n' "$LINE" >&2
+    printf '+ %s\n' "$line" >&2
     status=0
     "$@" || status=$?
     if (( status == 0 )); then return 0; fi
@@ -483,19 +483,16 @@ do_status() {
     logs=(gcloud run services logs read "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" --limit=50)
   fi
   if $DRY_RUN; then
-    quoted_command "${describe[@]}"
-    printf '%s\n' "$LINE"
+    quoted "${describe[@]}"
     return 0
   fi
   "${describe[@]}" || die "${RESOURCE} is not deployed in ${PROJECT}/${REGION} (or you may not see it): run ./deploy.sh deploy."
-  quoted_command "${logs[@]}"
-  say "recent logs: ${LINE}"
+  say "recent logs: $(quoted "${logs[@]}")"
 }
 
 do_pools() {
   printf '# Create the pool %s on the central site, next to a copy of pools.json:\n' "$POOL_NAME"
-  quoted_command airflow pools import pools.json
-  printf '%s\n' "$LINE"
+  quoted airflow pools import pools.json
   if [[ "$COMPOSER_POOLS_RUN_WORKS" != "true" ]]; then
     printf '# Cloud Composer: gcloud refuses "composer environments run ... pools" for Airflow 3.3.0 and newer\n'
     printf '# (this is %s): create the pool in the Airflow UI (Admin > Pools) with the name and slots of pools.json.\n' \
@@ -506,12 +503,10 @@ do_pools() {
   local project="${COMPOSER_PROJECT:-$PROJECT}"
   printf '# Or, on Cloud Composer (whether it can run the EdgeExecutor is not confirmed: see central/README.md;\n'
   printf '# set COMPOSER_ENVIRONMENT, COMPOSER_LOCATION and COMPOSER_PROJECT to fill these in):\n'
-  quoted_command gcloud composer environments storage data import "--project=${project}" "--environment=${env_name}" \
+  quoted gcloud composer environments storage data import "--project=${project}" "--environment=${env_name}" \
     "--location=${location}" --source=pools.json
-  printf '%s\n' "$LINE"
-  quoted_command gcloud composer environments run "$env_name" "--project=${project}" "--location=${location}" \
+  quoted gcloud composer environments run "$env_name" "--project=${project}" "--location=${location}" \
     pools import -- /home/airflow/gcs/data/pools.json
-  printf '%s\n' "$LINE"
 }
 
 # The central site's scaler (central/scale_*_workers.py) runs as CENTRAL_SA: it may read and
