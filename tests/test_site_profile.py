@@ -96,7 +96,7 @@ BAD_PROFILES = [
     ({"airflow_version": 2.10}, "site prod: airflow_version: not a supported release"),
     ({"airflow_version": "3.3.2"}, "site prod: edge_provider_version: 3.x takes edge3 2.0+"),
     ({"edge_api_url": "https://airflow.example.com/edge_worker/v1"}, "site prod: edge_api_url: not an Edge API URL"),
-    ({"job_poll_interval": 10}, "site prod: job_poll_interval: at most 2 s on Airflow 2.10"),
+    ({"job_poll_interval": 10}, "site prod: job_poll_interval: at most 2 s on Airflow 2"),
     ({"dags_bucket": None}, "site prod: dags_bucket: not a bucket name"),
     ({"python_version": 3.12}, "site prod: python_version: one of 3.10, 3.11, 3.12"),
     ({"central_python_deps": ["pandas; os_name=='nt'"]}, "site prod: central_python_deps: not a plain requirement"),

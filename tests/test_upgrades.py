@@ -11,13 +11,13 @@ from support.upgrades import assert_built_for, site_release, take_release, write
 
 # A site's Airflow line and edge3, before and after an upgrade.
 UPGRADES = [
-    (("2.10.3", "1.5.0"), ("2.10.5", "1.5.0")),
+    (("2.10.5", "1.5.0"), ("2.11.2", "1.6.0")),  # 1.6.0 requires 2.11: both move in one release
     (("3.2.2", "5.1.0"), ("3.3.2", "5.1.0")),
     (("2.10.5", "1.5.0"), ("3.3.2", "5.1.0")),
 ]
 
 
-@pytest.mark.parametrize(("before", "after"), UPGRADES, ids=["2.10.3-to-2.10.5", "3.2.2-to-3.3.2", "2.10.5-to-3.3.2"])
+@pytest.mark.parametrize(("before", "after"), UPGRADES, ids=["2.10.5-to-2.11.2", "3.2.2-to-3.3.2", "2.10.5-to-3.3.2"])
 def test_a_site_upgrade_moves_the_image_the_pins_and_the_settings(
     tmp_path: Path, before: tuple[str, str], after: tuple[str, str]
 ) -> None:

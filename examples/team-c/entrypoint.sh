@@ -131,7 +131,7 @@ worker_name="${EDGE_WORKER_NAME:-$worker_name}"
 log "worker name ${worker_name}, queues ${EDGE_WORKER_QUEUES}, concurrency ${EDGE_WORKER_CONCURRENCY}"
 
 # The option the worker signs its requests with: [core] internal_api_secret_key on
-# Airflow 2.10, [api_auth] jwt_secret on Airflow 3.
+# Airflow 2, [api_auth] jwt_secret on Airflow 3.
 case "$airflow_major" in
   2) export AIRFLOW__CORE__INTERNAL_API_SECRET_KEY="$EDGE_SHARED_SECRET" ;;
   *) export AIRFLOW__API_AUTH__JWT_SECRET="$EDGE_SHARED_SECRET" ;;

@@ -61,7 +61,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     },
     "af2-service-none-gcs": {
         "team_name": "ml-platform",
-        "airflow_version": "2.10.3",
+        "airflow_version": "2.11.1",  # edge3 1.6.0, the default on 2.11
         "base_image_variant": "regular",
         "python_version": "3.11",
         "deployment_target": "service",
@@ -139,9 +139,12 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("edge_api_url", "https://user:pw@airflow.example.com/edge_worker/v1/rpcapi", {}, "no credentials"),
     ("edge_api_url", "https://airflow.example.com/edge_worker/v1/rpcapi?x=1", {}, "no query"),
     ("airflow_version", "3.1.0", {}, "3.1.0 is excluded by the provider"),
-    ("airflow_version", "2.11.0", {}, "2.11 is not supported"),
+    ("airflow_version", "2.9.3", {}, "2.10.x, 2.11.0 to 2.11.2, or 3.0.0"),
     ("airflow_version", "latest", {}, "must be one of the releases"),
-    ("edge_provider_version", "5.1.0", {"airflow_version": "2.10.5"}, "Airflow 2.10 takes edge3 1.x"),
+    ("edge_provider_version", "5.1.0", {"airflow_version": "2.10.5"}, "Airflow 2 takes edge3 1.x"),
+    ("edge_provider_version", "5.1.0", {"airflow_version": "2.11.2"}, "Airflow 2 takes edge3 1.x"),
+    # 1.6.0 requires apache-airflow>=2.11.0.
+    ("edge_provider_version", "1.6.0", {"airflow_version": "2.10.5"}, "it requires Airflow 2.11"),
     ("edge_provider_version", "1.5.0", {"airflow_version": "3.3.2"}, "Airflow 3 takes edge3 2.0.0 or newer"),
     ("edge_provider_version", "5.1.0", {"airflow_version": "3.3.2", "python_version": "3.10"}, "needs Python 3.11"),
     ("python_version", "3.9", {}, "python_version must be one of 3.10, 3.11, 3.12"),

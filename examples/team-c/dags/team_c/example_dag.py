@@ -13,7 +13,7 @@ from team_c import team_default_args
 
 try:  # Airflow 3
     from airflow.sdk import DAG, task
-except ImportError:  # Airflow 2.10
+except ImportError:  # Airflow 2
     from airflow import DAG
     from airflow.decorators import task
 
