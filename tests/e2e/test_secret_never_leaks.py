@@ -5,10 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
-from support.sites import WITH_AIRFLOW_2_11, Site
-
-pytestmark = pytest.mark.tracks(*WITH_AIRFLOW_2_11)
+from support.sites import Site
 
 
 def files_holding(root: Path, needle: str) -> list[str]:
