@@ -224,7 +224,12 @@ def prune_logs(folder: Path, keep_bytes: int, min_age: float = 60.0,
 class LogUploader:
     """Copies finished task log files to gs://BUCKET/PREFIX/<path under the log folder> with the
     Cloud Storage JSON API's simple upload, as the instance's service account: the standard
-    library only, so the image needs no Google provider and a task process loads nothing more."""
+    library only, so the image needs no Google provider and a task process loads nothing more.
+
+    Google's sources: the simple upload is POST /upload/storage/v1/b/BUCKET/o?uploadType=media
+    &name=NAME (cloud.google.com/storage/docs/uploading-objects, JSON API); the token is GET
+    /computeMetadata/v1/instance/service-accounts/default/token with Metadata-Flavor: Google
+    (Cloud Run's "Fetching an access token" on the metadata server page)."""
 
     def __init__(self, folder: Path, destination: str) -> None:
         bucket, _, prefix = destination.removeprefix("gs://").partition("/")
