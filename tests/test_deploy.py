@@ -30,12 +30,21 @@ READ_BUCKET_POLICY = [
 
 
 def dags_read_condition(team: str, bucket: str, prefix: str) -> str:
-    """The IAM condition on the runtime account's bucket read: the team's objects, listings inside its prefix."""
+    """The IAM condition on the runtime account's bucket read: the team's objects, the bucket's names."""
+    return (
+        f'--condition=^:^expression=resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
+        f' || resource.type == "storage.googleapis.com/Bucket":title={team} DAGs read, bucket listed'
+    )
+
+
+def old_dags_read_condition(team: str, bucket: str, prefix: str) -> str:
+    """What releases before 2026-12 granted: listings inside the prefix only (it refuses the mount)."""
     return (
         f'--condition=^:^expression=resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")'
         f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
         f":title={team} DAGs read"
     )
+
 
 def logs_write_condition(team: str, bucket: str, prefix: str) -> str:
     """The IAM condition on the runtime account's task log access: the team's log objects only."""
@@ -109,7 +118,7 @@ DEFAULTS_ALL = [
     ["gcloud", "builds", "submit", "--project=my-gcp-project", "--region=europe-west1", "--config=cloudbuild.yaml",
      "--substitutions=_TAG=abc1234,_DEPLOY=false", "."],
     # dags
-    ["gcloud", "storage", "rsync", "dags/team_c", "gs://my-gcp-project-airflow-dags/dags/team_c", "--recursive",
+    ["gcloud", "storage", "rsync", "dags/team_c", "gs://my-gcp-project-airflow-dags/dags/team_c/", "--recursive",
      "--delete-unmatched-destination-objects", r"--exclude=.*__pycache__.*|.*\.pyc$", "--project=my-gcp-project"],
     # deploy
     ["gcloud", "run", "worker-pools", "deploy", "team-c-edge-worker", "--project=my-gcp-project",
@@ -136,7 +145,7 @@ def service_flags(min_instances: int, max_instances: int, memory: str = "2Gi") -
     """What every service deploy passes between its service account and its network (1 CPU, 2Gi)."""
     return [*WORKER_ENV, "--cpu=1", f"--memory={memory}", "--execution-environment=gen2", "--no-cpu-throttling",
             f"--min-instances={min_instances}", f"--max-instances={max_instances}", "--ingress=internal",
-            "--no-allow-unauthenticated", *SERVICE_PROBES]
+            *SERVICE_PROBES]
 
 
 # The deploy command of each other answer set: both targets, every network_mode.
@@ -281,7 +290,7 @@ def build_and_dags_calls(t: Team) -> list[list[str]]:
     if t.dags_source == "gcs-volume":
         path = t.answers["dags_bucket_path"]
         calls.append(
-            ["gcloud", "storage", "rsync", f"dags/{t.team_module}", f"gs://{t.bucket}/{path}/{t.team_module}",
+            ["gcloud", "storage", "rsync", f"dags/{t.team_module}", f"gs://{t.bucket}/{path}/{t.team_module}/",
              "--recursive", "--delete-unmatched-destination-objects", r"--exclude=.*__pycache__.*|.*\.pyc$", p]
         )  # fmt: skip
     return calls
@@ -384,6 +393,12 @@ SCALER_CALLS = [
     ["gcloud", "run", "worker-pools", "add-iam-policy-binding", "team-e-edge-worker", "--project=my-gcp-project",
      "--region=europe-west1", f"--member=serviceAccount:{CENTRAL_SA}", "--role=roles/run.developer",
      "--condition=None", "--format=none"],
+    ["gcloud", "iam", "service-accounts", "get-iam-policy", "team-e-edge@my-gcp-project.iam.gserviceaccount.com",
+     "--project=my-gcp-project", *READ_POLICY],
+    ["gcloud", "iam", "service-accounts", "add-iam-policy-binding",
+     "team-e-edge@my-gcp-project.iam.gserviceaccount.com", "--project=my-gcp-project",
+     f"--member=serviceAccount:{CENTRAL_SA}", "--role=roles/iam.serviceAccountUser",
+     "--condition=None", "--format=none"],
 ]  # fmt: skip
 
 
@@ -397,8 +412,11 @@ def test_an_elastic_pool_starts_at_its_minimum_and_the_central_account_may_scale
         preflight_calls(t) + setup_calls(t) + build_and_dags_calls(t) + [ELASTIC_DEPLOY] + SCALER_CALLS
     )
     central = {key for key in run.resources if key.startswith("binding:") and CENTRAL_SA in key}
-    assert central == {f"binding:worker-pool:europe-west1/team-e-edge-worker|roles/run.developer|"
-                       f"serviceAccount:{CENTRAL_SA}"}
+    assert central == {
+        f"binding:worker-pool:europe-west1/team-e-edge-worker|roles/run.developer|serviceAccount:{CENTRAL_SA}",
+        f"binding:service-account:team-e-edge@my-gcp-project.iam.gserviceaccount.com|roles/iam.serviceAccountUser"
+        f"|serviceAccount:{CENTRAL_SA}",
+    }
 
 
 def test_scaler_again_only_reads(
@@ -410,8 +428,9 @@ def test_scaler_again_only_reads(
     again = stub.run("scaler")
 
     assert again.returncode == 0, again.stderr
-    assert again.calls[2:] == SCALER_CALLS[:1]
+    assert again.calls[2:] == [SCALER_CALLS[0], SCALER_CALLS[2]]
     assert "exists: roles/run.developer for airflow-central@central-prod" in again.stderr
+    assert "exists: roles/iam.serviceAccountUser for airflow-central@central-prod" in again.stderr
 
 
 def test_scaler_without_autoscaling_changes_nothing(
@@ -826,7 +845,8 @@ def test_the_runtime_account_gets_only_the_roles_it_needs(
     }
     if t.dags_source == "gcs-volume":
         expected.add(
-            f"binding:bucket:gs://{t.bucket}|roles/storage.objectViewer|serviceAccount:{t.sa_email}|{t.team} DAGs read"
+            f"binding:bucket:gs://{t.bucket}|roles/storage.objectViewer|serviceAccount:{t.sa_email}"
+            f"|{t.team} DAGs read, bucket listed"
         )
     if t.answers.get("remote_logging"):
         expected.add(f"binding:bucket:gs://{t.log_bucket}|roles/storage.objectUser|serviceAccount:{t.sa_email}"
@@ -834,16 +854,17 @@ def test_the_runtime_account_gets_only_the_roles_it_needs(
     assert granted == expected
 
 
-def test_the_worker_reads_only_its_team_prefix_of_the_dag_bucket(first_run: Callable[[str], FirstRun]) -> None:
+def test_the_worker_mounts_only_its_team_prefix_of_the_dag_bucket(first_run: Callable[[str], FirstRun]) -> None:
+    """What the worker may read there is tests/test_google_permissions.py's; this is the plan."""
     run = first_run("af3-pool-directvpc-gcs")
     member = "serviceAccount:analytics-edge@acme-data-prod.iam.gserviceaccount.com"
-    key = f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read"
+    key = f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read, bucket listed"
     prefix = "teams/analytics/dags/analytics/"
 
     assert key in run.resources
     assert run.world["conditions"][key] == (
         f'resource.name.startsWith("projects/_/buckets/acme-dags/objects/{prefix}")'
-        f' || api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")'
+        ' || resource.type == "storage.googleapis.com/Bucket"'
     )
     deploy = run.result.calls[-1]
     assert [w for w in deploy if w.startswith("--add-volume") and "dags" in w] == [
@@ -869,7 +890,7 @@ def test_the_worker_writes_only_its_team_folder_of_the_task_log_bucket(
     assert 'EDGE_REMOTE_LOG_FOLDER: "gs://acme-airflow-logs/teams/analytics"\n' in env
     # Nothing else of either bucket is granted to it.
     assert {k for k in run.resources if k.startswith("binding:bucket:") and member in k} == {
-        f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read", key,
+        f"binding:bucket:gs://acme-dags|roles/storage.objectViewer|{member}|analytics DAGs read, bucket listed", key,
     }
 
 
@@ -925,7 +946,8 @@ def test_setup_replaces_a_bucket_wide_read_grant_with_the_team_prefix_one(
     stub = stub_for("defaults")
     world = stub.load("everything-exists")
     conditional = f"binding:bucket:gs://my-gcp-project-airflow-dags|roles/storage.objectViewer|serviceAccount:{SA}"
-    world["resources"] = [key.replace(f"{conditional}|team-c DAGs read", conditional) for key in world["resources"]]
+    world["resources"] = [key.replace(f"{conditional}|team-c DAGs read, bucket listed", conditional)
+                          for key in world["resources"]]
     stub.write_world(world)  # what setup of an earlier release granted: the whole bucket
 
     first = stub.run("setup")
@@ -941,7 +963,7 @@ def test_setup_replaces_a_bucket_wide_read_grant_with_the_team_prefix_one(
          "--role=roles/storage.objectViewer", "--condition=None", "--format=none"],
     ]  # fmt: skip
     assert conditional not in stub.resources()
-    assert f"{conditional}|team-c DAGs read" in stub.resources()
+    assert f"{conditional}|team-c DAGs read, bucket listed" in stub.resources()
     assert second.returncode == 0, second.stderr
     assert second.mutating == []
 
@@ -1054,7 +1076,7 @@ def test_the_docs_bucket_grants_work_as_written_and_stay_in_the_team_prefix(
         ["gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://my-gcp-project-airflow-dags",
          "--project=my-gcp-project", member, "--role=roles/storage.objectUser",
          dags_read_condition("team-c", "my-gcp-project-airflow-dags", "dags/team_c/").replace(
-             "DAGs read", "DAGs write")],
+             "DAGs read, bucket listed", "DAGs write")],
     ]  # fmt: skip
     assert "--role=roles/storage.objectAdmin" not in doc
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gcloud_stub import GcloudStub, Result, Team
+from gcloud_stub import BUILD_ACCOUNT, GcloudStub, Result, Team
+from gcloud_stub.permissions import Request, granting, object_request
 from support.templates import run_tool, tool
 
 SUBSTITUTION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -168,12 +169,13 @@ def test_a_triggered_build_deploys_the_commit_through_deploy_sh(
     team = team_of(case)
     config = config_of(team)
     stub = GcloudStub.create(tmp_path, team)
-    stub.load("everything-exists", tag="1a2b3c4")
+    world = stub.load("everything-exists", tag="1a2b3c4", account=BUILD_ACCOUNT)  # the build's own identity
     plan = stub.run("--dry-run", "--tag", "1a2b3c4", "dags", "deploy").plan()
 
     result = run_step(stub, config, "deploy", values_for(config, short_sha="1a2b3c4"))
 
     assert result.returncode == 0, result.stderr
+    assert stub.world().get("denied", []) == []
     assert result.calls == plan
     assert result.mutating[-1][:3] in (["gcloud", "run", "worker-pools"], ["gcloud", "run", "deploy"])
     assert f"--image={team.image}:1a2b3c4" in result.mutating[-1]
@@ -181,6 +183,17 @@ def test_a_triggered_build_deploys_the_commit_through_deploy_sh(
         assert result.mutating[0][1:3] == ["storage", "rsync"]
     else:
         assert len(result.mutating) == 1
+    # Every role docs/deploy.md gives the build account serves the build: its gcloud calls, and
+    # what Cloud Build does as it (fetch the source, push the image, write the build's logs).
+    own = [
+        object_request("storage.objects.get", f"{team.project}_cloudbuild", "source/1a2b3c4.tgz"),
+        Request("artifactregistry.repositories.uploadArtifacts", f"repository:{team.region}/airflow-edge"),
+        Request("logging.logEntries.create", f"project:{team.project}"),
+    ]
+    used = {entry.split("|")[1] for entry in stub.world()["used"] if entry.startswith(BUILD_ACCOUNT + "|")}
+    used |= {binding.role for request in own for binding in granting(world, BUILD_ACCOUNT, request)}
+    held = {grant.split("|")[1] for grant in world["held"] if grant.split("|")[2] == BUILD_ACCOUNT}
+    assert held - used == set()
 
 
 def test_a_build_with_deploy_false_only_pushes(team_of: Callable[[str], Team], tmp_path: Path) -> None:

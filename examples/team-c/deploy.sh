@@ -39,7 +39,6 @@ VPC_EGRESS=private-ranges-only
 VPC_CONNECTOR=edge-connector
 DAGS_SOURCE=gcs-volume
 DAGS_BUCKET=acme-airflow-dags
-DAGS_BUCKET_PATH=dags
 DAGS_OBJECT_PREFIX=dags/team_c/
 DAGS_MOUNT_PATH=/opt/airflow/dags-bucket/team_c
 DAGS_METADATA_CACHE_TTL=10
@@ -64,12 +63,16 @@ GCLOUD_UPDATE_HINT="update it with: gcloud components update (or, where gcloud c
 SA_EMAIL="${SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 MEMBER="serviceAccount:${SA_EMAIL}"
 IMAGE_TAG_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
-# IAM conditions that limit the DAG bucket to the team's prefix (docs/deploy.md, "The DAG
-# bucket"): objects under it, and listings whose prefix is inside it.
+# The IAM condition of the worker's DAG bucket read (docs/deploy.md, "The DAG bucket"): the
+# objects under the team's prefix, and the bucket-level calls, which list names only. Cloud
+# Storage FUSE asks for the bucket's layout with an empty prefix when it mounts, whatever
+# only-dir is, and a refusal stops the mount.
 DAGS_OBJECTS_CONDITION="resource.name.startsWith(\"projects/_/buckets/${DAGS_BUCKET}/objects/${DAGS_OBJECT_PREFIX}\")"
-DAGS_LIST_CONDITION="api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${DAGS_OBJECT_PREFIX}\")"
-DAGS_READ_TITLE="${TEAM} DAGs read"
-DAGS_READ_CONDITION="^:^expression=${DAGS_OBJECTS_CONDITION} || ${DAGS_LIST_CONDITION}:title=${DAGS_READ_TITLE}"
+DAGS_READ_TITLE="${TEAM} DAGs read, bucket listed"
+DAGS_READ_CONDITION="^:^expression=${DAGS_OBJECTS_CONDITION} || resource.type == \"storage.googleapis.com/Bucket\":title=${DAGS_READ_TITLE}"
+# What releases before 2026-12 granted: listings inside the prefix only, which refuses that mount.
+OLD_DAGS_READ_TITLE="${TEAM} DAGs read"
+OLD_DAGS_READ_CONDITION="^:^expression=${DAGS_OBJECTS_CONDITION} || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${DAGS_OBJECT_PREFIX}\"):title=${OLD_DAGS_READ_TITLE}"
 # remote_logging: the runtime service account reads and writes the team's log objects only (an
 # upload of a try's log reads what is there first and replaces it, so objectUser, not objectCreator).
 LOGS_WRITE_TITLE="${TEAM} task logs write"
@@ -115,7 +118,8 @@ Commands (run in this order whatever order they are given in):
            then sync dags/ to the DAG bucket (dags_source gcs-volume only).
   deploy   deploy the image TAG to the Cloud Run worker pool or service.
   scaler   autoscaling only: let the central site's service account change this worker
-           pool's instance count (roles/run.developer on this worker pool only).
+           pool's instance count (roles/run.developer on this worker pool and
+           roles/iam.serviceAccountUser on its runtime account); needs roles/run.admin.
   status   describe the deployed worker pool or service.
   pools    print the commands that create the team's pool on the central site.
   all      setup build dags deploy (and scaler when autoscaling is on).
@@ -329,15 +333,15 @@ ensure_bucket() {
 }
 
 # ensure_dags_read_access gs://BUCKET: the runtime service account may read the team's
-# objects and list inside the team's prefix, nothing else of the bucket. A bucket-wide
-# grant left by an earlier release of this template is removed.
+# objects and list the bucket's names, nothing else of the bucket. The grants that earlier
+# releases of this template left (bucket-wide, or listings inside the prefix only) are removed.
 ensure_dags_read_access() {
   local bucket=$1 policy role=roles/storage.objectViewer
   query gcloud storage buckets get-iam-policy "$bucket" "--project=${PROJECT}" '--flatten=bindings[].members' \
     '--format=value(bindings.role,bindings.members,bindings.condition.title)'
   policy=$OUT
   if has_line "${role}"$'\t'"${MEMBER}"$'\t'"${DAGS_READ_TITLE}" "$policy"; then
-    say "exists: ${role} for ${SA_EMAIL} on ${bucket}, objects under ${DAGS_OBJECT_PREFIX} only"
+    say "exists: ${role} for ${SA_EMAIL} on ${bucket}, objects under ${DAGS_OBJECT_PREFIX} and the bucket's names only"
   else
     change_with_retry gcloud storage buckets add-iam-policy-binding "$bucket" "--project=${PROJECT}" \
       "--member=${MEMBER}" "--role=${role}" "--condition=${DAGS_READ_CONDITION}" --format=none
@@ -345,6 +349,10 @@ ensure_dags_read_access() {
   if has_line "${role}"$'\t'"${MEMBER}" "$policy" || has_line "${role}"$'\t'"${MEMBER}"$'\t' "$policy"; then
     change gcloud storage buckets remove-iam-policy-binding "$bucket" "--project=${PROJECT}" \
       "--member=${MEMBER}" "--role=${role}" --condition=None --format=none
+  fi
+  if has_line "${role}"$'\t'"${MEMBER}"$'\t'"${OLD_DAGS_READ_TITLE}" "$policy"; then
+    change gcloud storage buckets remove-iam-policy-binding "$bucket" "--project=${PROJECT}" \
+      "--member=${MEMBER}" "--role=${role}" "--condition=${OLD_DAGS_READ_CONDITION}" --format=none
   fi
 }
 
@@ -429,7 +437,9 @@ do_dags() {
   fi
   # Only the team's own folder, so that --delete-unmatched-destination-objects never
   # touches other files in a shared bucket.
-  change gcloud storage rsync "dags/${TEAM_MODULE}" "gs://${DAGS_BUCKET}/${DAGS_BUCKET_PATH}/${TEAM_MODULE}" \
+  # The trailing slash: without it gcloud first looks up an object named like the folder,
+  # outside the prefix the DAG writer may read (docs/deploy.md, "The DAG bucket").
+  change gcloud storage rsync "dags/${TEAM_MODULE}" "gs://${DAGS_BUCKET}/${DAGS_OBJECT_PREFIX}" \
     --recursive --delete-unmatched-destination-objects '--exclude=.*__pycache__.*|.*\.pyc$' "--project=${PROJECT}"
 }
 
@@ -442,11 +452,14 @@ do_deploy() {
   if [[ "$TARGET" == worker-pool ]]; then
     args+=("--instances=${INSTANCES}")
   else
-    # A poller gets no requests: CPU always on and at least one instance, or it never polls.
+    # A poller gets no requests: CPU always on and at least one instance, or it never polls. No
+    # --no-allow-unauthenticated: on an existing service gcloud then sets its IAM policy, which
+    # roles/run.developer may not; without it a new service admits no unauthenticated caller
+    # (gcloud 578, run/deploy.py and serverless_operations.py _HandleAllowUnauthenticated).
     args+=(
       --execution-environment=gen2 --no-cpu-throttling
       "--min-instances=${MIN_INSTANCES}" "--max-instances=${MAX_INSTANCES}"
-      --ingress=internal --no-allow-unauthenticated
+      --ingress=internal
       "--startup-probe=httpGet.path=${HEALTH_PATH},initialDelaySeconds=0,periodSeconds=5,timeoutSeconds=3,failureThreshold=24"
       "--liveness-probe=httpGet.path=${HEALTH_PATH},periodSeconds=30,timeoutSeconds=5,failureThreshold=3"
     )
@@ -509,22 +522,34 @@ do_pools() {
     pools import -- /home/airflow/gcs/data/pools.json
 }
 
-# The central site's scaler (central/scale_*_workers.py) runs as CENTRAL_SA: it may read and
-# update this worker pool, and nothing else (a binding on the worker pool, not the project).
+# The central site's scaler (central/scale_*_workers.py) runs as CENTRAL_SA. Google's "Manual
+# scaling for worker pools" asks for roles/run.developer and roles/iam.serviceAccountUser on the
+# pool's service identity to change the count: both on this worker pool and this runtime account
+# only, never the project. run.developer on the pool can also change its image and command, and
+# delete it (docs/deploy.md, "The scaler's access"). Setting the pool's IAM policy needs
+# run.workerpools.setIamPolicy, which roles/run.developer does not have: roles/run.admin does.
 do_scaler() {
-  local member="serviceAccount:${CENTRAL_SA}" role=roles/run.developer
+  local member="serviceAccount:${CENTRAL_SA}"
   if [[ "$AUTOSCALING" != true ]]; then
     say "scaler: autoscaling is off (answer autoscaling=true with copier update); nothing to do."
     return 0
   fi
   query gcloud run worker-pools get-iam-policy "$RESOURCE" "--project=${PROJECT}" "--region=${REGION}" \
     '--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)'
-  if has_line "${role}"$'\t'"${member}" "$OUT"; then
-    say "exists: ${role} for ${CENTRAL_SA} on worker pool ${RESOURCE}"
-    return 0
+  if has_line "roles/run.developer"$'\t'"${member}" "$OUT"; then
+    say "exists: roles/run.developer for ${CENTRAL_SA} on worker pool ${RESOURCE}"
+  else
+    change_with_retry gcloud run worker-pools add-iam-policy-binding "$RESOURCE" "--project=${PROJECT}" \
+      "--region=${REGION}" "--member=${member}" --role=roles/run.developer --condition=None --format=none
   fi
-  change_with_retry gcloud run worker-pools add-iam-policy-binding "$RESOURCE" "--project=${PROJECT}" \
-    "--region=${REGION}" "--member=${member}" "--role=${role}" --condition=None --format=none
+  query gcloud iam service-accounts get-iam-policy "$SA_EMAIL" "--project=${PROJECT}" \
+    '--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)'
+  if has_line "roles/iam.serviceAccountUser"$'\t'"${member}" "$OUT"; then
+    say "exists: roles/iam.serviceAccountUser for ${CENTRAL_SA} on ${SA_EMAIL}"
+  else
+    change_with_retry gcloud iam service-accounts add-iam-policy-binding "$SA_EMAIL" "--project=${PROJECT}" \
+      "--member=${member}" --role=roles/iam.serviceAccountUser --condition=None --format=none
+  fi
 }
 
 resolve_tag() {

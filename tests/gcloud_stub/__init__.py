@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ class Team:
             "repo": self.answers["artifact_registry_repo"],
             "sa_email": self.sa_email,
             "bucket": self.bucket,
+            "dags_prefix": f"{self.answers.get('dags_bucket_path', '')}/{self.team_module}/",
             "resource": self.resource,
             "team": self.team,
             "kind": self.target,
@@ -99,10 +101,50 @@ def rendered_team(case: str, answers: dict[str, Any], render_to: Callable[..., P
     return _RENDERED[case]
 
 
-def scenario(name: str, team: Team, tag: str = "abc1234") -> dict[str, Any]:
-    """A scenario file with the team's names filled in."""
+# The people of docs/deploy.md, as its grant blocks name them.
+DEPLOYER = "user:YOU@EXAMPLE.COM"
+BUILD_ACCOUNT = "serviceAccount:PROJECT_NUMBER-compute@developer.gserviceaccount.com"
+_GRANTS: dict[Path, list[str]] = {}
+
+
+def doc_block(team: Team, marker: str) -> str:
+    """The sh code block of the team's docs/deploy.md that holds MARKER."""
+    doc = (team.repo / "docs" / "deploy.md").read_text()
+    return next(block for block in doc.split("```sh\n")[1:] if marker in block.split("```", 1)[0]).split("```", 1)[0]
+
+
+def documented_grants(team: Team) -> list[str]:
+    """What docs/deploy.md has the project's admin grant the deployer and the Cloud Build account,
+    by running its two grant blocks through the stand-in (as the admin, whom it does not check):
+    "SCOPE|ROLE|MEMBER[|CONDITION]", as a world's "held" keeps them."""
+    if team.repo not in _GRANTS:
+        with tempfile.TemporaryDirectory() as tmp:
+            stub = GcloudStub.create(Path(tmp), team)
+            world = scenario("everything-exists", team, with_people=False)
+            world["resources"] += [f"service-account:{BUILD_ACCOUNT.removeprefix('serviceAccount:')}",
+                                   f"bucket:gs://{team.project}_cloudbuild"]
+            stub.write_world(world)
+            for marker in ("DEPLOYER=", "BUILD_SA="):
+                result = stub.run_shell(doc_block(team, marker))
+                assert result.returncode == 0, f"docs/deploy.md's {marker} block: {result.stderr}"
+            after = stub.world()
+        conditions = after.get("conditions", {})
+        made = [key for key in after["resources"] if key.startswith("binding:") and key not in world["resources"]]
+        _GRANTS[team.repo] = [
+            "|".join(key.removeprefix("binding:").split("|")[:3] + ([conditions[key]] if key in conditions else []))
+            for key in made
+        ]
+    return _GRANTS[team.repo]
+
+
+def scenario(name: str, team: Team, tag: str = "abc1234", with_people: bool = True) -> dict[str, Any]:
+    """A scenario file with the team's names filled in; gcloud runs as the deployer of the docs,
+    who holds what the docs have the admin grant."""
     text = Template((SCENARIOS / f"{name}.json").read_text()).substitute(team.names(tag))
     world = json.loads(text)
+    if with_people:
+        world["account"] = DEPLOYER
+        world["held"] = documented_grants(team)
     if team.answers.get("autoscaling"):  # the central site's account: the platform team made it
         world["resources"].append(f"service-account:{team.answers['central_service_account']}")
     # A world with the DAG bucket (one where setup ran) has the task log bucket too, when there is one.
@@ -110,11 +152,12 @@ def scenario(name: str, team: Team, tag: str = "abc1234") -> dict[str, Any]:
     if team.dags_source != "gcs-volume":  # no bucket is made nor read for an image with its DAGs inside
         world["resources"] = [key for key in world["resources"] if team.bucket not in key]
     if team.answers.get("remote_logging") and setup_ran:  # the log bucket, the worker's grant on its folder
-        world["resources"] += [
-            f"bucket:gs://{team.log_bucket}",
-            f"binding:bucket:gs://{team.log_bucket}|roles/storage.objectUser|serviceAccount:{team.sa_email}"
-            f"|{team.team} task logs write",
-        ]
+        grant = (f"binding:bucket:gs://{team.log_bucket}|roles/storage.objectUser|serviceAccount:{team.sa_email}"
+                 f"|{team.team} task logs write")
+        world["resources"] += [f"bucket:gs://{team.log_bucket}", grant]
+        world.setdefault("conditions", {})[grant] = (
+            f'resource.name.startsWith("projects/_/buckets/{team.log_bucket}/objects/{team.log_prefix}")'
+        )
     if team.dags_source != "gcs-volume" and not team.answers.get("remote_logging"):
         world["resources"] = [key for key in world["resources"] if key != "api:storage.googleapis.com"]
     return world

@@ -23,6 +23,13 @@ The world (state file):
   fail                   [{"command": "run worker-pools deploy", "times": 1, "message": "..."}]
   interrupt_at_mutation  n (one-shot), interrupt_after_effect: true/false
   mutations              how many changing calls were made so far
+  account                the caller (gcloud's active account), e.g. "user:deployer@example.com"
+  held                   bindings people hold beforehand, "SCOPE|ROLE|MEMBER[|CONDITION]"
+                         (the deployer's documented roles); with the plan's own bindings they
+                         decide each call (permissions.py): a call the account may not make
+                         fails as Google fails it, naming the permission, and is kept in
+                         "denied"; "used" keeps "MEMBER|ROLE|SCOPE" of every binding that
+                         allowed a call.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ import re
 import signal
 import sys
 
-from calls import command_words, is_mutating  # the stand-in runs from its own folder
+from calls import command_words, is_mutating, verb  # the stand-in runs from its own folder
+from permissions import Request, bucket_request, granting, object_request, rsync_requests
 
 PROJECT_NUMBER = "123456789012"
 
@@ -219,6 +227,10 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
         if words[2] == "create":
             create_once(world, key, f"repository [{words[3]}]")
             return None
+        if words[2] == "add-iam-policy-binding":
+            exists_or_fail(world, key, f"repository [{words[3]}]")
+            add_binding(world, key, flags)
+            return None
 
     if words[:2] == ["iam", "service-accounts"]:
         project = need(world, flags, "project")
@@ -227,6 +239,13 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
             return words[3]
         if words[2] == "create":
             create_once(world, f"service-account:{words[3]}@{project}.iam.gserviceaccount.com", "service account")
+            return None
+        exists_or_fail(world, f"service-account:{words[3]}", f"service account [{words[3]}]")
+        if words[2] == "get-iam-policy":
+            print_bindings(world, f"service-account:{words[3]}")
+            return None
+        if words[2] == "add-iam-policy-binding":
+            add_binding(world, f"service-account:{words[3]}", flags)
             return None
 
     if words[:2] == ["storage", "buckets"]:
@@ -303,7 +322,15 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
         env_file = flags.get("env-vars-file")
         if not isinstance(env_file, str) or not os.path.isfile(env_file):
             raise GcloudError(f"ERROR: (gcloud.run) cannot read --env-vars-file [{env_file}]")
-        world.add(f"{kind}:{region}/{name}")
+        key = f"{kind}:{region}/{name}"
+        if kind == "service" and "no-allow-unauthenticated" in flags and world.has(key):
+            # gcloud 578 sets an existing service's IAM policy for this flag, and only warns when
+            # refused (serverless_operations.py _HandleAllowUnauthenticated): the deploy goes on.
+            setter = Request("run.services.setIamPolicy", key)
+            if world.data.get("account") and not granting(world.data, world.data["account"], setter):
+                print("WARNING: Setting IAM policy failed, try \"gcloud beta run services remove-iam-policy-binding"
+                      f" --region={region} --member=allUsers --role=roles/run.invoker {name}\"", file=sys.stderr)
+        world.add(key)
         return None
     if words[:2] == ["run", "worker-pools"] and words[2] in {"get-iam-policy", "add-iam-policy-binding"}:
         need(world, flags, "project")
@@ -321,6 +348,129 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
         return f"{kind} {words[3]}: Ready"
 
     raise GcloudError(f"gcloud stand-in: unknown command: {' '.join(argv)}", 2)
+
+
+# --------------------------------------------------------------------------- permissions
+# Each call's permissions, from the API method gcloud 578 calls for it and Google's permission
+# reference of that API (https://cloud.google.com/iam/docs/permissions-reference, and per product:
+# https://cloud.google.com/run/docs/reference/iam/permissions,
+# https://cloud.google.com/storage/docs/access-control/iam-json). An `add-iam-policy-binding`
+# is gcloud's read-modify-write: getIamPolicy, then setIamPolicy (iam_util.AddBindingToIamPolicy
+# on the policy it read). A deploy as --service-account needs actAs on that account
+# (https://cloud.google.com/run/docs/configuring/services/service-identity#permissions).
+
+
+def needs(world: World, words: list[str], flags: dict[str, str | bool]) -> list[Request]:  # noqa: C901, PLR0911, PLR0912
+    """The permission checks one call makes (the first refused one fails it)."""
+    project = str(flags.get("project", ""))
+    at_project = f"project:{project}"
+
+    def policy_change(scope: str, get: str, set_: str) -> list[Request]:
+        return [Request(get, scope), Request(set_, scope)]
+
+    head = " ".join(words[:3])
+    if words[:1] == ["version"]:
+        return []
+    if words[:1] == ["projects"]:
+        scope = f"project:{words[2]}"
+        return {
+            "describe": [Request("resourcemanager.projects.get", scope)],
+            "get-iam-policy": [Request("resourcemanager.projects.getIamPolicy", scope)],
+            "add-iam-policy-binding": policy_change(scope, "resourcemanager.projects.getIamPolicy",
+                                                    "resourcemanager.projects.setIamPolicy"),
+        }.get(words[1], [])
+    if words[:2] == ["services", "list"]:
+        return [Request("serviceusage.services.list", at_project)]
+    if words[:2] == ["services", "enable"]:
+        return [Request("serviceusage.services.enable", at_project)]
+    if words[:1] == ["secrets"]:
+        scope = f"secret:{words[2]}"
+        return {
+            "create": [Request("secretmanager.secrets.create", at_project),
+                       Request("secretmanager.versions.add", at_project)],
+            "describe": [Request("secretmanager.secrets.get", scope)],
+            "get-iam-policy": [Request("secretmanager.secrets.getIamPolicy", scope)],
+            "add-iam-policy-binding": policy_change(scope, "secretmanager.secrets.getIamPolicy",
+                                                    "secretmanager.secrets.setIamPolicy"),
+        }.get(words[1], [])
+    if words[:2] == ["artifacts", "repositories"]:
+        scope = f"repository:{flags.get('location')}/{words[3]}"
+        return {
+            "describe": [Request("artifactregistry.repositories.get", scope)],
+            "create": [Request("artifactregistry.repositories.create", at_project)],
+            "add-iam-policy-binding": policy_change(scope, "artifactregistry.repositories.getIamPolicy",
+                                                    "artifactregistry.repositories.setIamPolicy"),
+        }.get(words[2], [])
+    if words[:2] == ["iam", "service-accounts"]:
+        scope = f"service-account:{words[3]}"
+        return {
+            "describe": [Request("iam.serviceAccounts.get", scope)],
+            "create": [Request("iam.serviceAccounts.create", at_project)],
+            "get-iam-policy": [Request("iam.serviceAccounts.getIamPolicy", scope)],
+            "add-iam-policy-binding": policy_change(scope, "iam.serviceAccounts.getIamPolicy",
+                                                    "iam.serviceAccounts.setIamPolicy"),
+        }.get(words[2], [])
+    if words[:2] == ["storage", "buckets"]:
+        bucket = words[3]
+        return {
+            "describe": [bucket_request("storage.buckets.get", bucket)],
+            "create": [Request("storage.buckets.create", at_project)],
+            "get-iam-policy": [bucket_request("storage.buckets.getIamPolicy", bucket)],
+            "add-iam-policy-binding": [bucket_request("storage.buckets.getIamPolicy", bucket),
+                                       bucket_request("storage.buckets.setIamPolicy", bucket)],
+            "remove-iam-policy-binding": [bucket_request("storage.buckets.getIamPolicy", bucket),
+                                          bucket_request("storage.buckets.setIamPolicy", bucket)],
+        }.get(words[2], [])
+    if words[:2] == ["storage", "rsync"] and os.path.isdir(words[2]):
+        return rsync_requests(words[2], words[3])
+    if words[:2] == ["logging", "metrics"]:
+        return {"describe": [Request("logging.logMetrics.get", at_project)],
+                "create": [Request("logging.logMetrics.create", at_project)]}.get(words[2], [])
+    if words[:2] == ["monitoring", "policies"]:
+        return {"list": [Request("monitoring.alertPolicies.list", at_project)],
+                "create": [Request("monitoring.alertPolicies.create", at_project)]}.get(words[2], [])
+    if words[:2] == ["builds", "submit"]:
+        # The source goes to gs://PROJECT_cloudbuild/source/ first (submit_util, staging_bucket_util).
+        staged = object_request("storage.objects.create", f"{project}_cloudbuild", "source/archive.tgz")
+        return [Request("cloudbuild.builds.create", at_project), staged]
+    if head.startswith(("run worker-pools deploy", "run deploy")):
+        pools = words[1] == "worker-pools"
+        kind, api = ("worker-pool", "run.workerpools") if pools else ("service", "run.services")
+        scope = f"{kind}:{flags.get('region')}/{words[3] if pools else words[2]}"
+        verb = "update" if world.has(scope) else "create"
+        return [Request(f"{api}.get", scope), Request(f"{api}.{verb}", scope),
+                Request("iam.serviceAccounts.actAs", f"service-account:{flags.get('service-account')}")]
+    if words[:2] == ["run", "worker-pools"] or words[:2] == ["run", "services"]:
+        kind, api = ("worker-pool", "run.workerpools") if words[1] == "worker-pools" else ("service", "run.services")
+        scope = f"{kind}:{flags.get('region')}/{words[3]}"
+        return {
+            "describe": [Request(f"{api}.get", scope)],
+            "get-iam-policy": [Request(f"{api}.getIamPolicy", scope)],
+            "add-iam-policy-binding": policy_change(scope, f"{api}.getIamPolicy", f"{api}.setIamPolicy"),
+        }.get(words[2], [])
+    return []
+
+
+def check_permissions(world: World, argv: list[str]) -> None:
+    """Refuse the call, as Google does, when the account lacks one of its permissions."""
+    account = world.data.get("account")
+    if not account:
+        return
+    words, flags = command_words(argv), flags_of(argv)
+    for request in needs(world, words, flags):
+        allowing = granting(world.data, account, request)
+        if not allowing:
+            world.data.setdefault("denied", []).append(f"{account}: {request}")
+            command = ".".join(words[: words.index(verb(argv)) + 1])
+            raise GcloudError(
+                f"ERROR: (gcloud.{command}) PERMISSION_DENIED: Permission '{request.permission}' denied"
+                f" on resource '{request.name or request.scope}' for {account} (or it may not exist)."
+            )
+        used = world.data.setdefault("used", [])
+        for binding in allowing:
+            entry = f"{binding.member}|{binding.role}|{binding.scope}"
+            if entry not in used:
+                used.append(entry)
 
 
 def interrupt_caller() -> int:
@@ -356,6 +506,7 @@ def main(argv: list[str]) -> int:
         world.save()
         return interrupt_caller()
     try:
+        check_permissions(world, argv)
         out = answer(world, argv)
     except GcloudError as error:
         world.save()

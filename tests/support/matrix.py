@@ -177,6 +177,7 @@ BAD_ANSWERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("central_python_deps", ["six", "six"], {}, "must not repeat"),
     ("deployment_target", "cloud-function", {}, "Invalid choice"),
     ("instances", 0, {}, "instances must be 1 to 100"),
+    ("autoscaling", True, {"deployment_target": "service"}, "autoscaling is only for deployment_target worker-pool"),
     ("scale_min", -1, {"autoscaling": True}, "scale_min must be 0 to 100"),
     ("scale_max", 0, {"autoscaling": True}, "at least 1 and at least scale_min"),
     ("scale_max", 2, {"autoscaling": True, "scale_min": 3}, "at least 1 and at least scale_min"),
