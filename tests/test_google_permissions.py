@@ -270,6 +270,8 @@ def test_the_scaler_may_change_its_team_s_pool_and_no_other(
         Request("secretmanager.versions.access", f"secret:{team.secret}"),
     ]) == [f"run.workerpools.update on {other_pool}", f"run.workerpools.setIamPolicy on {pool}",
            f"secretmanager.versions.access on secret:{team.secret}"]
+    held = {key.split("|")[1] for key in world["resources"] if key.startswith("binding:") and key.endswith(scaler)}
+    assert held == {"roles/run.developer", "roles/iam.serviceAccountUser"}
 
 
 # --- A service ---

@@ -1,8 +1,10 @@
 """Cloud Storage as a worker on Cloud Run sees it: a metadata server that hands out the runtime
 service account's token, and the Cloud Storage JSON API (gcp-storage-emulator from PyPI) behind a
-recording front that plays IAM. The front answers 401 to a call without that token, and 403 to
-anything but the objects under `prefix`: what deploy.sh grants (roles/storage.objectUser with the
-condition resource.name.startsWith(".../objects/PREFIX")) allows no bucket read and no listing.
+recording front that plays IAM. The front answers 401 to a call without that token, and 403 to a
+call the grant deploy.sh makes does not allow, judged by the permission model the gcloud
+stand-in uses (tests/gcloud_stub/permissions.py): roles/storage.objectUser with the condition
+resource.name.startsWith(".../objects/PREFIX"), so no bucket read and no listing, and a
+replaced object needs delete as well as create.
 
     with cloud_storage(bucket, prefix, logs) as gcs:
         worker env: gcs.worker_env()   (GCE_METADATA_HOST, GCE_METADATA_IP, STORAGE_EMULATOR_HOST)
@@ -24,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from gcloud_stub.permissions import Request, bucket_request, granting, object_request
 
 from support import harness
 
@@ -75,20 +79,39 @@ class CloudStorage:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode()
 
-    def allowed(self, method: str, path: str, body: bytes | None) -> bool:
-        """What the prefix-conditioned grant allows: an object call whose object is under the prefix."""
+    def grant(self) -> str:
+        """The runtime account's binding on the log bucket, as deploy.sh makes it (a world's "held")."""
+        condition = f'resource.name.startsWith("projects/_/buckets/{self.bucket}/objects/{self.prefix}")'
+        return f"bucket:gs://{self.bucket}|roles/storage.objectUser|serviceAccount:{self.service_account}|{condition}"
+
+    def requests_of(self, method: str, path: str, body: bytes | None) -> list[Request]:
+        """The permission checks Cloud Storage makes for one JSON API call
+        (https://cloud.google.com/storage/docs/access-control/iam-json)."""
         parts = urllib.parse.urlsplit(path)
         route = parts.path.removeprefix("/download").removeprefix("/upload")
         base = f"/storage/v1/b/{self.bucket}/o"
         if route.startswith(base + "/"):
             name = urllib.parse.unquote(route[len(base) + 1:])
-        elif route == base and method == "POST":  # an upload: the name is in the query or the metadata part
+            permission = {"GET": "storage.objects.get", "DELETE": "storage.objects.delete"}.get(
+                method, "storage.objects.update")
+            return [object_request(permission, self.bucket, name)]
+        if route == base and method == "POST":  # an upload: the name is in the query or the metadata part
             in_query = urllib.parse.parse_qs(parts.query).get("name", [])
             in_metadata = [n.decode() for n in re.findall(rb'"name"\s*:\s*"([^"]+)"', body or b"")]
             name = (in_query + in_metadata + [""])[0]
-        else:  # the bucket itself, or a listing: the condition's resource is the bucket, not an object
-            return False
-        return name.startswith(self.prefix)
+            requests = [object_request("storage.objects.create", self.bucket, name)]
+            if name in self.objects(name):  # replacing an object needs delete too
+                requests.append(object_request("storage.objects.delete", self.bucket, name))
+            return requests
+        if route == base:
+            prefix = urllib.parse.parse_qs(parts.query).get("prefix", [""])[0]
+            return [bucket_request("storage.objects.list", self.bucket, list_prefix=prefix)]
+        return [bucket_request("storage.buckets.get", self.bucket)]
+
+    def allowed(self, method: str, path: str, body: bytes | None) -> bool:
+        world = {"held": [self.grant()], "projects": [self.project]}
+        member = f"serviceAccount:{self.service_account}"
+        return all(granting(world, member, request) for request in self.requests_of(method, path, body))
 
     # ------------------------------------------------------------------ the servers
 
