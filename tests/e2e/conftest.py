@@ -1,4 +1,4 @@
-"""Real central sites (Airflow 2.10 on PostgreSQL, Airflow 3 on SQLite) with two rendered teams."""
+"""Real central sites (Airflow 2 on PostgreSQL, Airflow 3 on SQLite) with two rendered teams."""
 
 from __future__ import annotations
 

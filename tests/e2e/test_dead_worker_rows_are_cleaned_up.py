@@ -11,9 +11,12 @@ import signal
 import subprocess
 import time
 
+import pytest
 from support.harness import wait_until
-from support.sites import Site
+from support.sites import WITH_AIRFLOW_2_11, Site
 from support.templates import sh_blocks
+
+pytestmark = pytest.mark.tracks(*WITH_AIRFLOW_2_11)
 
 # The test's bound, in seconds (the rendered default is a day).
 BOUND = 5

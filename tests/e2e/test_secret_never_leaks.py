@@ -5,7 +5,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from support.sites import Site
+import pytest
+from support.sites import WITH_AIRFLOW_2_11, Site
+
+pytestmark = pytest.mark.tracks(*WITH_AIRFLOW_2_11)
 
 
 def files_holding(root: Path, needle: str) -> list[str]:

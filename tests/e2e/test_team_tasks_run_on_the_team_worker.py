@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from support.sites import Site
+import pytest
+from support.sites import WITH_AIRFLOW_2_11, Site
+
+pytestmark = pytest.mark.tracks(*WITH_AIRFLOW_2_11)
 
 
 def test_each_team_task_runs_on_its_own_worker(site: Site) -> None:

@@ -22,9 +22,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from support import harness
-from support.sites import Site
+from support.sites import WITH_AIRFLOW_2_11, Site
 from support.templates import load_answers, render
+
+pytestmark = pytest.mark.tracks(*WITH_AIRFLOW_2_11)
 
 
 def deploy_volume_flags(repo: Path) -> dict[str, str]:

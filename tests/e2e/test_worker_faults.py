@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 from support.harness import HarnessError, all_pids, cmdline, free_port, wait_until
-from support.sites import ALL_TRACKS, Site
+from support.sites import ALL_TRACKS, WITH_AIRFLOW_2_11, Site
 
 
 def exit_code(worker, timeout: float = 60) -> int:
@@ -36,6 +36,7 @@ def service_repo(site: Site):
     return site.team_c if site.track.team_c_target == "service" else site.team_a
 
 
+@pytest.mark.tracks(*WITH_AIRFLOW_2_11)
 def test_a_wrong_secret_ends_the_entrypoint_with_the_403(site: Site) -> None:
     worker = site.worker(site.team_c, "wrong-secret", secret="not-the-central-secret-" + "x" * 48)
     try:
@@ -125,7 +126,7 @@ def task_pids(needles: list[str]) -> list[int]:
 
 @pytest.mark.tracks(*ALL_TRACKS)
 def test_sigterm_during_a_task_fails_it_for_a_retry_and_goes_offline(site: Site) -> None:
-    poll_interval = "1" if site.track.name == "airflow2" else "5"
+    poll_interval = "1" if site.track.airflow_version.startswith("2.") else "5"
     worker = site.worker(site.team_c, "sigterm-busy", overrides={"AIRFLOW__EDGE__JOB_POLL_INTERVAL": poll_interval})
     try:
         name = site.registered(worker)

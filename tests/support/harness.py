@@ -309,8 +309,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres() -> Iterator[Postgres]:
-    """A throwaway PostgreSQL server on a free loopback port."""
+def postgres(logs: Path | None = None) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server on a free loopback port; its log is copied into `logs` at the end."""
     pg_bin = postgres_bin()
     if pg_bin is None:
         raise HarnessError("PostgreSQL binaries (pg_ctl, initdb) are missing: apt-get install postgresql")
@@ -339,6 +339,9 @@ def postgres() -> Iterator[Postgres]:
             subprocess.run(_as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                            check=False, capture_output=True)
     finally:
+        if logs is not None and (root / "pg.log").exists():
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / "pg.log", logs / f"postgresql-{port}.log")
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -423,7 +426,7 @@ class CentralSite:
     def airflow(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run(
             [str(self.venv / "bin" / "airflow"), *args], env=self.env, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            timeout=timeout, check=False, cwd=self.home,
         )
         if result.returncode != 0:
             raise HarnessError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -438,15 +441,18 @@ class CentralSite:
         """Serialize the DAGs once, then start the servers (so no CLI races the DAG processor)."""
         self.airflow("dags", "reserialize")
         bin_airflow = str(self.venv / "bin" / "airflow")
+        # Each server runs in the site's own folder: what it writes where it stands (gunicorn's
+        # gunicorn.ctl on Airflow 2.11) stays there.
+        def serve(name: str, argv: list[str]) -> None:
+            self.procs.append(start(name, argv, self.env, self.logs, cwd=self.home))
+
         if self.airflow_major == 2:
-            server = [bin_airflow, "webserver", "--port", str(self.port), "--hostname", "127.0.0.1"]
-            self.procs.append(start("central-webserver", server, self.env, self.logs))
-            self.procs.append(start("central-scheduler", [bin_airflow, "scheduler"], self.env, self.logs))
+            serve("central-webserver", [bin_airflow, "webserver", "--port", str(self.port), "--hostname", "127.0.0.1"])
+            serve("central-scheduler", [bin_airflow, "scheduler"])
         else:
-            server = [bin_airflow, "api-server", "--port", str(self.port), "--host", "127.0.0.1"]
-            self.procs.append(start("central-api-server", server, self.env, self.logs))
-            self.procs.append(start("central-scheduler", [bin_airflow, "scheduler"], self.env, self.logs))
-            self.procs.append(start("central-dag-processor", [bin_airflow, "dag-processor"], self.env, self.logs))
+            serve("central-api-server", [bin_airflow, "api-server", "--port", str(self.port), "--host", "127.0.0.1"])
+            serve("central-scheduler", [bin_airflow, "scheduler"])
+            serve("central-dag-processor", [bin_airflow, "dag-processor"])
         wait_until("the central site's Edge API /health", self.edge_api_up, timeout=180, interval=1)
 
     def edge_api_up(self) -> bool:

@@ -28,6 +28,9 @@ TRACKS = {
     "airflow3": Track("airflow3", "3.3.2", "worker-pool", "service", postgres=False, bundle="team-dags"),
     # The oldest Airflow 3 line with the newest edge3 that accepts it (task SDK 1.0: its
     # supervisors die on SIGTERM without passing it on). Only the tests that name it run here.
+    # The last Airflow 2 line, with the only edge3 release that needs it (1.6.0). Only the tests
+    # that name it run here (WITH_AIRFLOW_2_11).
+    "airflow2.11": Track("airflow2.11", "2.11.2", "service", "worker-pool", postgres=True),
     "airflow3.0": Track(
         "airflow3.0", "3.0.6", "worker-pool", "service", postgres=False,
         answers=(("python_version", "3.11"), ("edge_provider_version", "5.1.0")),
@@ -35,7 +38,11 @@ TRACKS = {
 }
 # Every e2e test runs on the main tracks; @pytest.mark.tracks(NAME, ...) names others instead.
 MAIN_TRACKS = ["airflow2", "airflow3"]
-ALL_TRACKS = [*MAIN_TRACKS, "airflow3.0"]
+ALL_TRACKS = [*MAIN_TRACKS, "airflow3.0", "airflow2.11"]
+# The scenarios where Airflow 2.11 with edge3 1.6.0 can differ from 2.10 with 1.5.0: a worker's
+# registration and tasks, its name (1.6.0 refuses a live worker's name, 409), its shutdown,
+# its secret and its rows at the central site.
+WITH_AIRFLOW_2_11 = [*MAIN_TRACKS, "airflow2.11"]
 
 
 @dataclass
@@ -99,7 +106,7 @@ def running_central_site(
     """A central site of the track on `port`, configured from the first team's central/, serving every team's DAGs."""
     venv_path = harness.airflow_venv(teams[0], extra=central_extra(track))
     with ExitStack() as stack:
-        db = stack.enter_context(harness.postgres()) if track.postgres else None
+        db = stack.enter_context(harness.postgres(logs)) if track.postgres else None
         major = int(track.airflow_version[0])
         central = harness.CentralSite(venv_path, root / "central", port, secret, major, db, logs)
         central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"), bundle=track.bundle)
