@@ -108,3 +108,39 @@ def test_deploy_passes_shared_vpc_names_to_gcloud_as_given(
     assert deploy[: 3 + len(command)] == ["gcloud", "run", *command, "analytics-edge-worker"]
     network_flags = [arg for arg in deploy if arg.startswith(("--network", "--subnet", "--vpc"))]
     assert network_flags == [f"--network={SHARED_NETWORK}", f"--subnet={SHARED_SUBNET}", "--vpc-egress=all-traffic"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "tasks"),
+    [
+        ({"airflow_version": "2.10.5"}, None),
+        ({"airflow_version": "3.0.6", "edge_provider_version": "4.3.2", "python_version": "3.10"}, None),
+        ({"airflow_version": "3.3.2"}, 4),
+        ({"airflow_version": "3.3.2", "autoscaling": True, "scale_max": 5, "worker_concurrency": 3}, 15),
+        ({"airflow_version": "3.3.2", "deployment_target": "service", "max_instances": 3}, 12),
+    ],
+    ids=["2.10-edge1.5", "3.0-edge4.3", "3.3-edge5.1-pool", "3.3-edge5.1-elastic", "3.3-edge5.1-service"],
+)
+def test_from_edge3_5_the_central_notes_size_parallelism_from_the_team_s_slots(render_to, answers, tasks) -> None:
+    repo = render_to({"team_name": "team-c", **answers})
+    notes = (repo / "central" / "README.md").read_text()
+
+    assert ("`[core] parallelism`" in notes) is (tasks is not None)
+    if tasks is not None:
+        assert f"This team runs at most\n  **{tasks}** tasks at once" in notes
+    assert "API servers first, then the schedulers, then the workers" in notes
+
+
+@pytest.mark.parametrize(
+    ("answers", "by_weight"),
+    [
+        ({"airflow_version": "2.10.5"}, False),
+        ({"airflow_version": "3.3.2", "edge_provider_version": "5.0.0"}, False),
+        ({"airflow_version": "3.3.2"}, True),
+    ],
+    ids=["2.10-edge1.5", "3.3-edge5.0", "3.3-edge5.1"],
+)
+def test_from_edge3_5_1_the_readme_says_priority_weight_orders_the_team_s_tasks(render_to, answers, by_weight) -> None:
+    readme = (render_to({"team_name": "team-c", **answers}) / "README.md").read_text()
+
+    assert ("highest `priority_weight`" in readme) is by_weight
