@@ -53,6 +53,8 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
   || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
 [[ "$EDGE_LOG_KEEP_MIB" =~ ^[0-9]+$ && "$EDGE_LOG_PRUNE_SECONDS" =~ ^[1-9][0-9]*$ ]] \
   || die "EDGE_LOG_KEEP_MIB must be a whole number of MiB and EDGE_LOG_PRUNE_SECONDS of seconds (got ${EDGE_LOG_KEEP_MIB}, ${EDGE_LOG_PRUNE_SECONDS})."
+[[ -z "${EDGE_TEAM_NAME:-}" || "$EDGE_TEAM_NAME" =~ ^[A-Za-z0-9_]{3,50}$ ]] \
+  || die "EDGE_TEAM_NAME must be the team's Airflow team name: 3 to 50 letters, digits or '_' (got ${EDGE_TEAM_NAME})."
 [[ -z "$EDGE_REMOTE_LOG_FOLDER" || "$EDGE_REMOTE_LOG_FOLDER" =~ ^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^/].*$ ]] \
   || die "EDGE_REMOTE_LOG_FOLDER must be gs://BUCKET/FOLDER (got ${EDGE_REMOTE_LOG_FOLDER})."
 
@@ -138,10 +140,26 @@ case "$airflow_major" in
 esac
 unset EDGE_SHARED_SECRET
 
+team_args=()
+if [[ -n "${EDGE_TEAM_NAME:-}" ]]; then
+  # A team's worker (Airflow 3.2+) reads its settings as the team's, AIRFLOW__<TEAM>___<SECTION>__<KEY>,
+  # with no fallback to the global ones (Airflow's ExecutorConf): give it each setting under
+  # the team's prefix too. Not the secret: the worker signs with the global one.
+  team_prefix="AIRFLOW__${EDGE_TEAM_NAME^^}___"
+  while IFS= read -r name; do
+    case "$name" in
+      *___* | AIRFLOW__CORE__INTERNAL_API_SECRET_KEY | AIRFLOW__API_AUTH__JWT_SECRET) ;;
+      AIRFLOW__*) export "${team_prefix}${name#AIRFLOW__}=${!name}" ;;
+    esac
+  done < <(compgen -e)
+  team_args=(--team-name "$EDGE_TEAM_NAME")
+fi
+
 airflow edge worker \
   --queues "$EDGE_WORKER_QUEUES" \
   --edge-hostname "$worker_name" \
   --concurrency "$EDGE_WORKER_CONCURRENCY" \
+  "${team_args[@]}" \
   --pid "$worker_pid_file.airflow" &
 worker_pid=$!
 printf '%s\n' "$worker_pid" > "$worker_pid_file"

@@ -100,6 +100,10 @@ BAD_PROFILES = [
     ({"dags_bucket": None}, "site prod: dags_bucket: not a bucket name"),
     ({"python_version": 3.12}, "site prod: python_version: one of 3.10, 3.11, 3.12"),
     ({"central_python_deps": ["pandas; os_name=='nt'"]}, "site prod: central_python_deps: not a plain requirement"),
+    ({"multi_team": "yes"}, "site prod: multi_team: true or false"),
+    ({"multi_team": True}, "site prod: multi_team: needs Airflow 3.2.0 or newer"),
+    ({"multi_team": True, "airflow_version": "3.3.2", "edge_provider_version": "3.7.0", "python_version": "3.12"},
+     "site prod: multi_team: needs edge3 3.8.0 or newer"),
 ]
 
 

@@ -379,6 +379,7 @@ class CentralSite:
     logs: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
+    teams: tuple[str, ...] = ()  # Airflow teams, in multi-team mode
 
     @property
     def api_url(self) -> str:
@@ -388,7 +389,9 @@ class CentralSite:
     def dags(self) -> Path:
         return self.home / "dags"
 
-    def configure(self, central_env: dict[str, str], bundle: str = "dags-folder") -> None:
+    def configure(self, central_env: dict[str, str], bundle: str = "dags-folder", teams: tuple[str, ...] = ()) -> None:
+        """The site's settings; with `teams`, Airflow's multi-team mode as each team's central/README.md
+        asks: a global executor and one EdgeExecutor per team, a bundle per team."""
         secret_var = (
             "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if self.airflow_major == 2 else "AIRFLOW__API_AUTH__JWT_SECRET"
         )
@@ -411,7 +414,18 @@ class CentralSite:
             "AIRFLOW__EDGE__API_URL": self.api_url,
             secret_var: self.secret,
         }
-        if self.airflow_major == 3 and bundle != "dags-folder":
+        self.teams = teams
+        if teams:
+            edge = "airflow.providers.edge3.executors.EdgeExecutor"
+            self.env["AIRFLOW__CORE__MULTI_TEAM"] = "True"
+            self.env["AIRFLOW__CORE__EXECUTOR"] = edge + "".join(f";{team}={edge}" for team in teams)
+            self.env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([{
+                "name": team,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(self.home / "bundles" / team)},
+                "team_name": team,
+            } for team in teams])
+        elif self.airflow_major == 3 and bundle != "dags-folder":
             # The central DAG folder served as an unversioned local bundle of another name.
             self.env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([{
                 "name": bundle,
@@ -436,6 +450,8 @@ class CentralSite:
         """Create the metadata database; teams can be added after this, before start()."""
         self.dags.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
+        for team in self.teams:  # before any server starts: each refuses a team it cannot find
+            self.airflow("teams", "create", team)
 
     def start(self) -> None:
         """Serialize the DAGs once, then start the servers (so no CLI races the DAG processor)."""
@@ -471,7 +487,8 @@ class CentralSite:
 
     def add_team(self, repo: Path) -> None:
         """The team's DAG files into the central DAG folder, and its pool (between migrate and start)."""
-        shutil.copytree(repo / "dags", self.dags, dirs_exist_ok=True)
+        team = worker_env_file(repo).get("EDGE_TEAM_NAME")
+        shutil.copytree(repo / "dags", self.home / "bundles" / team if team else self.dags, dirs_exist_ok=True)
         self.airflow("pools", "import", str(repo / "pools.json"))
 
     def query(self, sql: str) -> list[list[Any]]:

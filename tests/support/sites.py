@@ -109,7 +109,9 @@ def running_central_site(
         db = stack.enter_context(harness.postgres(logs)) if track.postgres else None
         major = int(track.airflow_version[0])
         central = harness.CentralSite(venv_path, root / "central", port, secret, major, db, logs)
-        central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"), bundle=track.bundle)
+        multi_team = tuple(name for team in teams if (name := harness.worker_env_file(team).get("EDGE_TEAM_NAME")))
+        central.configure(harness.read_env_file(teams[0] / "central" / "edge.env"), bundle=track.bundle,
+                          teams=multi_team)
         stack.callback(central.stop)
         central.migrate()
         for team in teams:
