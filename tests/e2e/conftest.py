@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from support import harness
 from support.dags import PROBE_DAG, SLOW_DAG
-from support.sites import ALL_TRACKS, MAIN_TRACKS, TRACKS, Site, running_central_site
+from support.sites import ALL_TRACKS, MAIN_TRACKS, TRACKS, Site, running_central_site, site_answers
 from support.templates import render
 
 
@@ -46,14 +46,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are missing: apt-get install postgresql")
     root = tmp_path_factory.mktemp(track.name)
     port = harness.free_port()
-    common = {
-        "airflow_version": track.airflow_version,
-        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi",
-        "job_poll_interval": 1,
-        "heartbeat_interval": 5,
-        "dags_source": "image",
-        **dict(track.answers),
-    }
+    common = site_answers(track, port)
     if track.airflow_version.startswith("3."):
         common["dag_bundle_name"] = track.bundle
     team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})

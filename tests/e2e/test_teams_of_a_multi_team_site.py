@@ -11,22 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from support import harness
-from support.sites import TRACKS, Site, running_central_site
+from support.sites import TRACKS, Site, running_central_site, site_answers
 from support.templates import render
 
 
 def test_each_team_s_worker_runs_its_team_s_tasks_and_never_the_other_s(tmp_path: Path, edge_secret: str) -> None:
     track = TRACKS["airflow3"]
     port = harness.free_port()
-    common = {
-        "airflow_version": track.airflow_version,
-        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi",
-        "job_poll_interval": 1,
-        "heartbeat_interval": 5,
-        "dags_source": "image",
-        "multi_team": True,
-        "queues": ["shared_queue"],
-    }
+    common = site_answers(track, port, multi_team=True, queues=["shared_queue"])
     team_a = render(tmp_path / "team-a", {"team_name": "team-a", **common})
     team_b = render(tmp_path / "team-b", {"team_name": "team-b", **common})
     logs = tmp_path / "logs"

@@ -91,6 +91,19 @@ class Site:
         return self.task_in(dag_id, run_id, ("success", "failed"))
 
 
+def site_answers(track: Track, port: int, **extra: object) -> dict[str, object]:
+    """The site facts a team of this track's local central site renders with (as --data)."""
+    return {
+        "airflow_version": track.airflow_version,
+        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi",
+        "job_poll_interval": 1,
+        "heartbeat_interval": 5,
+        "dags_source": "image",
+        **dict(track.answers),
+        **extra,
+    }
+
+
 def central_extra(track: Track) -> tuple[str, ...]:
     """What the central site needs beyond the worker's packages: PostgreSQL's drivers."""
     if not track.postgres:
