@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gcloud_stub import DEPLOYER, GcloudStub, Team, documented_grants, scenario
+from gcloud_stub import BUILD_ACCOUNT, DEPLOYER, GcloudStub, Team, documented_grants, scenario
 from gcloud_stub.permissions import Request, bucket_request, granting, object_request, rsync_requests
 from support import gcsfuse
 from support.matrix import MATRIX
@@ -54,11 +54,9 @@ def worker_requests(team: Team) -> list[Request]:
     read the team's DAG files (every gcsfuse line), upload and replace task logs."""
     requests = [Request("secretmanager.versions.access", f"secret:{team.secret}")]
     if team.dags_source == "gcs-volume":
-        only_dir = team.answers["dags_object_prefix"] if "dags_object_prefix" in team.answers else (
-            f"{team.answers['dags_bucket_path']}/{team.team_module}/")
         for release in gcsfuse.RELEASES:
-            requests += gcsfuse.mount_requests(team.bucket, only_dir, release)
-        requests += gcsfuse.read_requests(team.bucket, only_dir, "example_dag.py")
+            requests += gcsfuse.mount_requests(team.bucket, team.dags_prefix, release)
+        requests += gcsfuse.read_requests(team.bucket, team.dags_prefix, "example_dag.py")
     if team.answers.get("remote_logging"):
         log = f"{team.log_prefix}dag_id=d/run_id=r/task_id=t/attempt=1.log"
         requests += [object_request(permission, team.log_bucket, log)
@@ -129,7 +127,7 @@ def test_the_worker_reads_no_other_team_s_dags_and_writes_none(
 ) -> None:
     team, world = team_of(case), after_all(case)
     member = f"serviceAccount:{team.sa_email}"
-    own = f"{team.answers['dags_bucket_path']}/{team.team_module}/"
+    own = team.dags_prefix
     other = f"{team.answers['dags_bucket_path']}/other_team/secret_dag.py"
 
     assert refused(world, member, [
@@ -235,16 +233,15 @@ def test_the_dag_sync_passes_the_writer_condition_only_with_the_trailing_slash(
     stub = stub_for(case)
     world = stub.load("everything-exists")
     team = stub.team
-    writer = next(grant.split("|")[2] for grant in world["held"] if "DAGs write" in grant or
-                  (grant.split("|")[1] == "roles/storage.objectUser" and grant.startswith(f"bucket:gs://{team.bucket}")))
-    folder = f"{team.answers['dags_bucket_path']}/{team.team_module}"
+    folder = team.dags_prefix.rstrip("/")
     source = str(team.repo / "dags" / team.team_module)
 
     with_slash = rsync_requests(source, f"gs://{team.bucket}/{folder}/")
     without = rsync_requests(source, f"gs://{team.bucket}/{folder}")
 
-    assert refused(world, writer, with_slash) == []
-    assert refused(world, writer, without) == [
+    # The DAG writer of docs/deploy.md: the Cloud Build account with its "DAGs write" condition.
+    assert refused(world, BUILD_ACCOUNT, with_slash) == []
+    assert refused(world, BUILD_ACCOUNT, without) == [
         f"storage.objects.get on projects/_/buckets/{team.bucket}/objects/{folder}"
     ]
 

@@ -62,6 +62,11 @@ class Team:
         return self.answers.get("dags_bucket") or f"{self.project}-airflow-dags"
 
     @property
+    def dags_prefix(self) -> str:
+        """The team's folder of the DAG bucket (dags_object_prefix), with its trailing slash."""
+        return f"{self.answers.get('dags_bucket_path', '')}/{self.team_module}/"
+
+    @property
     def log_bucket(self) -> str:
         """remote_logging: the bucket of remote_log_folder (gs://BUCKET/FOLDER)."""
         return self.answers["remote_log_folder"].split("/")[2]
@@ -82,7 +87,7 @@ class Team:
             "repo": self.answers["artifact_registry_repo"],
             "sa_email": self.sa_email,
             "bucket": self.bucket,
-            "dags_prefix": f"{self.answers.get('dags_bucket_path', '')}/{self.team_module}/",
+            "dags_prefix": self.dags_prefix,
             "resource": self.resource,
             "team": self.team,
             "kind": self.target,
@@ -104,7 +109,7 @@ def rendered_team(case: str, answers: dict[str, Any], render_to: Callable[..., P
 # The people of docs/deploy.md, as its grant blocks name them.
 DEPLOYER = "user:YOU@EXAMPLE.COM"
 BUILD_ACCOUNT = "serviceAccount:PROJECT_NUMBER-compute@developer.gserviceaccount.com"
-_GRANTS: dict[Path, list[str]] = {}
+_GRANTS: dict[str, list[str]] = {}  # by the text of docs/deploy.md
 
 
 def doc_block(team: Team, marker: str) -> str:
@@ -117,7 +122,8 @@ def documented_grants(team: Team) -> list[str]:
     """What docs/deploy.md has the project's admin grant the deployer and the Cloud Build account,
     by running its two grant blocks through the stand-in (as the admin, whom it does not check):
     "SCOPE|ROLE|MEMBER[|CONDITION]", as a world's "held" keeps them."""
-    if team.repo not in _GRANTS:
+    docs = (team.repo / "docs" / "deploy.md").read_text()
+    if docs not in _GRANTS:
         with tempfile.TemporaryDirectory() as tmp:
             stub = GcloudStub.create(Path(tmp), team)
             world = scenario("everything-exists", team, with_people=False)
@@ -130,11 +136,11 @@ def documented_grants(team: Team) -> list[str]:
             after = stub.world()
         conditions = after.get("conditions", {})
         made = [key for key in after["resources"] if key.startswith("binding:") and key not in world["resources"]]
-        _GRANTS[team.repo] = [
+        _GRANTS[docs] = [
             "|".join(key.removeprefix("binding:").split("|")[:3] + ([conditions[key]] if key in conditions else []))
             for key in made
         ]
-    return _GRANTS[team.repo]
+    return _GRANTS[docs]
 
 
 def scenario(name: str, team: Team, tag: str = "abc1234", with_people: bool = True) -> dict[str, Any]:
