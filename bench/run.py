@@ -1,13 +1,14 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic]
+        [--only render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic,scaler]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
 fleet and pickup (bench/fleet.py) measure the central site under many idle workers and the
 time a worker takes to pick a task up; elastic (tests/support/elastic.py) runs the
-elastic-worker scenario once and reports scale-from-zero, the burst and the cost. A run that
+elastic-worker scenario once and reports scale-from-zero, the burst and the cost; scaler
+(bench/scaler.py) weighs the platform kit's one scaler for 30 teams against 30 processes. A run that
 measures only some benchmarks keeps the other rows and sections of BENCHMARKS.md as they were (merged by name).
 """
 
@@ -32,11 +33,12 @@ from pathlib import Path
 
 import fleet
 import image
+import scaler
 import soak
 from support import elastic, harness
 from support.cloud_storage import cloud_storage
 from support.sites import TRACKS, Track, running_central_site
-from support.templates import ROOT, git, load_answers, release_v2, render, snapshot_template
+from support.templates import ROOT, git, load_answers, release_v2, render, snapshot_template, template_questions
 
 COPIER = [sys.executable, "-m", "copier"]
 
@@ -484,13 +486,14 @@ def elastic_rows(work: Path, template: Path) -> list[Row]:
     """The elastic-worker scenario once (3.3.2), then its burst on one fixed instance."""
     run = elastic.run_scenario(work / "elastic", secrets.token_urlsafe(64), src=template, vcs_ref="v1.0.0",
                                fixed_floor=True)  # 3.3.2
-    if run.patches[-4:] != [elastic.SCALE_MAX, 0, 1, 0] or run.refused:
+    e, f = run.patches["team-e"], run.patches["team-f"]
+    if e[-2:] != [elastic.SCALE_MAX, 0] or f != [elastic.F_MIN, elastic.F_MAX, elastic.F_MIN] or run.refused:
         raise harness.HarnessError(f"the scenario went otherwise: PATCHes {run.patches}, refused {run.refused}")
     name = "elastic (3.3.2)"
     burst = f"burst of {elastic.BURST} x {elastic.TASK_SECONDS} s tasks"
     return [
-        Row(f"{name}: queued -> started from 0 instances (burst, single task)", "s",
-            [run.first_from_zero, run.one_from_zero], target="< task_queued_timeout (600 s)", limit=600),
+        Row(f"{name}: queued -> started from 0 instances (burst's first task)", "s",
+            [run.first_from_zero], target="< task_queued_timeout (600 s)", limit=600),
         Row(f"{name}: {burst}, makespan at 0 -> {elastic.SCALE_MAX} instances", "s",
             [elastic.makespan(run.burst_rows)], "1 fixed instance", [elastic.makespan(run.fixed_rows)]),
         Row(f"{name}: instance-seconds over the scenario", "s", [run.instance_seconds],
@@ -499,6 +502,21 @@ def elastic_rows(work: Path, template: Path) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- test suite
+
+
+def scaler_rows(work: Path, template: Path) -> list[Row]:
+    """The one scaler for TEAMS idle elastic teams, against one process per team, over the same periods."""
+    got = scaler.bench_scaler(work, template)
+    teams, steps = scaler.TEAMS, scaler.STEPS
+    many = f"{teams} single-team processes"
+    name = f"scaler (3.3.2): one process for {teams} elastic teams"
+    return [
+        Row(f"{name}, PSS", "MiB", [got["one_pss"]], many, [got["many_pss"]], "<= 0.1x", 0.1),
+        Row(f"{name}, RSS", "MiB", [got["one_rss"]], many, [got["many_rss"]]),
+        Row(f"{name}, CPU per period (every team read)", "ms", [1000 * got["one_cpu"] / steps], many,
+            [1000 * got["many_cpu"] / steps], "<= 0.5x", 0.5),
+        Row(f"{name}, Cloud Run reads per period", "", [got["one_reads"] / steps], many, [got["many_reads"] / steps]),
+    ]
 
 
 def bench_suite() -> list[Row]:
@@ -515,12 +533,12 @@ def bench_suite() -> list[Row]:
 # --------------------------------------------------------------------------- report
 
 
-def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
-    """Does each memory default the template renders hold the worker plus its tasks with 25 % headroom?"""
+def memory_defaults(by_track: dict[str, dict[str, float]], health_rss: float) -> list[str]:
+    """Does the memory default the template renders hold the worker plus its tasks with 25 % headroom,
+    on the line that needs the most?"""
     import jinja2
-    import yaml
 
-    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    questions = template_questions()  # copier.yml with its site profiles (!include)
     memory = questions["memory"]["default"]
     concurrency = questions["worker_concurrency"]["default"]
     # The template's own rule turns memory into MiB (written once, in includes/rules.jinja).
@@ -531,12 +549,13 @@ def memory_defaults(measured: dict[str, float], health_rss: float) -> list[str]:
         "includes/rules.jinja")
     mib = int(rules.module.mib(memory))
     # RSS, the larger figure: it counts pages that forked task processes share, so it errs high.
-    need = measured["idle container RSS (entrypoint + worker + health server)"] + concurrency * measured[
-        "RSS per running task"]
+    need, track = max((measured["idle container RSS (entrypoint + worker + health server)"]
+                       + concurrency * measured["RSS per running task"], TRACKS[name].airflow_version)
+                      for name, measured in by_track.items())
     headroom = mib / need - 1
     return [
         f"- default `memory: {memory}` with `worker_concurrency: {concurrency}`: needs {need:.0f} MiB by RSS "
-        f"(idle container + {concurrency} tasks importing pandas), headroom {headroom:.0%} "
+        f"(idle container + {concurrency} tasks importing pandas, {track}), headroom {headroom:.0%} "
         f"({'met' if headroom >= 0.25 else 'MISSED'}: target >= 25%)",
         f"- health server RSS: {health_rss:.1f} MiB ({'met' if health_rss <= 15 else 'MISSED'}: target <= 15 MiB)",
     ]
@@ -638,7 +657,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--only",
-                        default="render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic")
+                        default="render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,"
+                                "elastic,scaler")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
@@ -672,7 +692,7 @@ def main(argv: list[str]) -> int:
                 row, memory[track.name] = bench_worker(work, args.runs, track, template)
                 rows.append(row)
             if health_rss is not None:
-                extra = memory_defaults(memory["airflow2"], health_rss)
+                extra = memory_defaults(memory, health_rss)
         if "shutdown" in only:
             for track in (TRACKS["airflow2"], TRACKS["airflow3"]):
                 rows.append(bench_shutdown(work, args.runs, track, template))
@@ -704,6 +724,11 @@ def main(argv: list[str]) -> int:
                 rows.extend(elastic_rows(work, template))
             except Exception as error:  # noqa: BLE001 - reported, the run goes on
                 failed.append(f"elastic: {error}")
+        if "scaler" in only:
+            try:
+                rows.extend(scaler_rows(work, template))
+            except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                failed.append(f"scaler: {error}")
         if "suite" in only:
             rows.extend(bench_suite())
     finally:

@@ -3,7 +3,7 @@
 
 This is the safe stand-in for migration tasks: nothing is deleted or run, the hook only
 says what to do. removed_files.txt (beside this script) lists them, one per line:
-`path | release | what to do`.
+`path | release | what to do`; a path may hold glob wildcards (a file named after the team).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def removed_entries(listing: Path = REMOVED) -> list[tuple[str, str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    found = [entry for entry in removed_entries() if Path(entry[0]).exists()]
+    found = [(str(path), release, advice) for pattern, release, advice in removed_entries()
+             for path in sorted(Path().glob(pattern))]
     for path, release, advice in found:
         print(f"{path}: removed from edge-template in {release}; {advice or 'delete it if you do not need it'}")
     return 1 if found else 0

@@ -10,12 +10,14 @@
         The name is the key of the central worker table, so two live instances must
         never share it.
 
-    python3 startup.py end-tasks ENTRYPOINT_PID WORKER_PID [SPARED_PID...]
-        SIGKILL the task processes below the entrypoint: every descendant of
-        ENTRYPOINT_PID but the worker, its direct children (the task supervisors, which
-        then report their task failed) while it lives, the SPARED_PIDs and this command.
-        A task whose supervisor died is re-parented to the entrypoint (a child
-        subreaper), so it is found too.
+    python3 startup.py end-tasks AFTER_SECONDS ENTRYPOINT_PID WORKER_PID [SPARED_PID...]
+        After AFTER_SECONDS (SIGTERM meanwhile: nothing done), SIGKILL the task processes
+        below the entrypoint: every descendant of ENTRYPOINT_PID but the worker, its direct
+        children (the task supervisors, which then report their task failed) while it
+        lives, the SPARED_PIDs and this command; return once they are gone (at most
+        ENDED_WAIT_SECONDS), so nothing of a task outlives the entrypoint. A task whose
+        supervisor died is re-parented to the entrypoint (a child subreaper), so it is
+        found too.
 
     python3 startup.py keep-logs FOLDER KEEP_MIB SECONDS [UPLOAD_TO]
         Keep the task log files under FOLDER ([logging] base_log_folder, an in-memory volume
@@ -27,8 +29,18 @@
         process holds it, unchanged for UPLOAD_SETTLE_SECONDS) is uploaded once to
         UPLOAD_TO/<its path under FOLDER>, Airflow's own layout, as the instance's service
         account (its token from the metadata server); a failed upload is retried with backoff
-        and its file is not deleted until it is uploaded. On SIGTERM: one last upload pass of
-        every file no process holds, then exit. Runs until then.
+        and its file is not deleted until it is uploaded. On SIGTERM: an upload under way
+        finishes, then one last upload pass of every file no process holds, then exit. Runs
+        until then.
+
+    python3 startup.py fence RPCAPI_URL SECONDS ENTRYPOINT_PID WORKER_PID [SPARED_PID...]
+        Airflow 2 only: the central site gives up on a task it has not heard from for
+        [scheduler] scheduler_zombie_task_threshold (300 s) and runs it again, while an
+        Airflow 2 task on a cut-off worker runs on. Every few seconds ask the Edge API's
+        /health; when it has not answered for SECONDS, stop the running tasks (SIGTERM, then
+        SIGKILL a few seconds later; the worker and its task supervisors stay), so a task is
+        never running here when its retry starts elsewhere. Said once per outage. Runs
+        until SIGTERM.
 
     python3 startup.py subreaper PROGRAM [ARGS...]
         Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across
@@ -55,6 +67,9 @@ METADATA_ID_URL = "http://metadata.google.internal/computeMetadata/v1/instance/i
 UPLOAD_SETTLE_SECONDS = 5.0
 UPLOAD_CHECK_SECONDS = 5.0
 UPLOAD_BACKOFF_MAX_SECONDS = 300.0
+FENCE_CHECK_SECONDS = 5.0
+FENCE_GRACE_SECONDS = 3.0  # a stopped Airflow 2 task runs its on_kill and finally blocks
+ENDED_WAIT_SECONDS = 2.0  # a killed process frees its memory a moment after the signal, longer under load
 
 
 def instance_id(url: str, timeout: float = 1.0) -> str | None:
@@ -149,15 +164,71 @@ def task_processes(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> li
     return found
 
 
-def end_tasks(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> int:
-    ended = 0
-    for pid in task_processes(entrypoint_pid, worker_pid, spared):
+def answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=FENCE_CHECK_SECONDS) as response:  # noqa: S310 - validated URL
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def fence(rpcapi_url: str, seconds: float, entrypoint_pid: int, worker_pid: int, spared: set[int]) -> None:
+    """Stop the running tasks once the central site has not answered for `seconds` (see __doc__)."""
+    url, heard, fenced = health_url(rpcapi_url), time.monotonic(), False
+    while True:
+        if answers(url):
+            if fenced:
+                print(f"startup: the central site answers again after {time.monotonic() - heard:.0f} s",
+                      file=sys.stderr)
+            heard, fenced = time.monotonic(), False
+        elif not fenced and time.monotonic() - heard >= seconds:
+            stopped = signal_all(task_processes(entrypoint_pid, worker_pid, spared), signal.SIGTERM)
+            if stopped:
+                time.sleep(FENCE_GRACE_SECONDS)
+                signal_all(task_processes(entrypoint_pid, worker_pid, spared), signal.SIGKILL)
+            print(f"startup: the central site has not answered for {seconds:.0f} s: stopped {stopped} running "
+                  "task process(es), before it gives up on them and runs them again", file=sys.stderr)
+            fenced = True
+        time.sleep(FENCE_CHECK_SECONDS)
+
+
+def signal_all(pids: list[int], sig: int) -> int:
+    """Send `sig` to each of `pids`; how many were still there."""
+    sent = 0
+    for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
-            ended += 1
+            os.kill(pid, sig)
+            sent += 1
         except ProcessLookupError:
             continue
+    return sent
+
+
+def gone(pid: int) -> bool:
+    """The process has ended: not in /proc, or a zombie (its memory freed, its exit status unread)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_gone(pids: list[int], timeout: float) -> bool:
+    """Wait until every one of `pids` has ended, at most `timeout` s; whether they all did."""
+    deadline = time.monotonic() + timeout
+    while not all(gone(pid) for pid in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def end_tasks(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> int:
+    pids = task_processes(entrypoint_pid, worker_pid, spared)
+    ended = signal_all(pids, signal.SIGKILL)
     if ended:
+        wait_gone(pids, ENDED_WAIT_SECONDS)
         print(f"startup: ended {ended} task process(es) still running after SIGTERM", file=sys.stderr)
     return ended
 
@@ -241,6 +312,7 @@ class LogUploader:
         self.retry: dict[str, tuple[float, float]] = {}  # path -> (not before, backoff)
         self.token, self.token_until = "", 0.0
         self.failing = ""
+        self.in_flight = False  # an upload under way: a SIGTERM waits for it (else it would be sent twice)
 
     def object_name(self, path: str) -> str:
         relative = os.path.relpath(path, self.folder)
@@ -292,6 +364,7 @@ class LogUploader:
         for mtime, size, path in sorted(files):
             if path in held:
                 continue
+            self.in_flight = True
             try:
                 self.upload(path)
             except urllib.error.HTTPError as error:
@@ -304,6 +377,8 @@ class LogUploader:
                 self.sent[path] = (mtime, size)
                 self.retry.pop(path, None)
                 continue
+            finally:
+                self.in_flight = False
             backoff = min(UPLOAD_BACKOFF_MAX_SECONDS, 2 * self.retry.get(path, (0.0, UPLOAD_CHECK_SECONDS / 2))[1])
             self.retry[path] = (now + backoff, backoff)
         if failed and failed[0] != self.failing:  # said once per cause, and again when it changes
@@ -327,7 +402,13 @@ def keep_logs(folder: Path, keep_mib: int, seconds: float, upload_to: str = "") 
     keep, over = keep_mib * 1024 * 1024, False
     uploader = LogUploader(folder, upload_to) if upload_to else None
 
+    stop_after_upload = False
+
     def stop(_signum: int, _frame: object) -> None:
+        nonlocal stop_after_upload
+        if uploader and uploader.in_flight:  # cut, it would be sent again by the last pass
+            stop_after_upload = True
+            return
         raise Stopping
 
     signal.signal(signal.SIGTERM, stop)
@@ -336,6 +417,8 @@ def keep_logs(folder: Path, keep_mib: int, seconds: float, upload_to: str = "") 
         while True:
             if uploader:
                 uploader.upload_finished()
+                if stop_after_upload:
+                    raise Stopping
             if keep and time.monotonic() >= next_prune:
                 unsent = frozenset(p for _m, _s, p in uploader.unsent(log_files(folder))) if uploader else frozenset()
                 removed, left = prune_logs(folder, keep, spared=unsent)
@@ -393,11 +476,15 @@ def main(argv: list[str]) -> int:
             return 1
         print(major, name)
         return 0
-    if len(argv) >= 3 and argv[0] == "end-tasks":
-        end_tasks(int(argv[1]), int(argv[2]), {int(pid) for pid in argv[3:]})
+    if len(argv) >= 4 and argv[0] == "end-tasks":
+        time.sleep(float(argv[1]))
+        end_tasks(int(argv[2]), int(argv[3]), {int(pid) for pid in argv[4:]})
         return 0
     if len(argv) in (4, 5) and argv[0] == "keep-logs":
         keep_logs(Path(argv[1]), int(argv[2]), float(argv[3]), argv[4] if len(argv) == 5 else "")
+        return 0
+    if len(argv) >= 5 and argv[0] == "fence":
+        fence(argv[1], float(argv[2]), int(argv[3]), int(argv[4]), {int(pid) for pid in argv[5:]})
         return 0
     if len(argv) >= 2 and argv[0] == "subreaper":
         subreaper(argv[1:])

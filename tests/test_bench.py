@@ -50,3 +50,22 @@ def test_a_partial_run_keeps_the_rows_and_sections_it_did_not_measure(tmp_path: 
     assert "old fleet" not in text
     assert "kept from earlier runs" in text
     assert text.endswith("A person's note.\n")
+
+
+def test_the_memory_check_reads_the_defaults_copier_renders() -> None:
+    """The memory bench judges the rendered defaults (copier.yml with its site profiles)."""
+    spec = importlib.util.spec_from_file_location("bench_run_memory", ROOT / "bench" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run_memory"] = run
+    spec.loader.exec_module(run)
+    def measured(idle: float, task: float) -> dict[str, float]:
+        return {"idle container RSS (entrypoint + worker + health server)": idle, "RSS per running task": task}
+
+    lines = run.memory_defaults({"airflow2": measured(170.0, 280.0), "airflow3": measured(200.0, 300.0)},
+                                health_rss=12.0)
+
+    # 2Gi and 4 tasks: 2048 MiB against the larger need, 200 + 4 x 300 = 1400 MiB (Airflow 3).
+    assert lines[0].startswith("- default `memory: 2Gi` with `worker_concurrency: 4`: needs 1400 MiB by RSS "
+                               "(idle container + 4 tasks importing pandas, 3.3.2)")
+    assert "headroom 46% (met" in lines[0]
+    assert lines[1] == "- health server RSS: 12.0 MiB (met: target <= 15 MiB)"

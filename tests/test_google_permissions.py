@@ -289,3 +289,31 @@ def test_a_service_redeploy_never_tries_to_set_its_iam_policy(
     assert "Setting IAM policy failed" not in again.stderr
     assert with_old_flag.returncode == 0  # gcloud only warns: what releases before 2026-12 showed on each deploy
     assert "WARNING: Setting IAM policy failed" in with_old_flag.stderr
+
+
+# --- The platform's secret rotation (platform/README.md) ---
+
+PLATFORM = "user:PLATFORM@EXAMPLE.COM"
+
+
+def test_a_new_secret_version_needs_the_version_adder_role_and_the_api(
+    stub_for: Callable[[str], GcloudStub],
+) -> None:
+    stub = stub_for("defaults")
+    team = stub.team
+    secret, project = team.answers["edge_secret_name"], team.answers["gcp_project_id"]
+    add = f"gcloud secrets versions add {secret} --project={project} --data-file=-"
+    world = scenario("everything-exists", team, with_people=False) | {"account": PLATFORM, "held": []}
+
+    stub.write_world(world)
+    refused = stub.run_shell(add, stdin="new-value")
+    assert refused.returncode == 1
+    assert f"PERMISSION_DENIED: Permission 'secretmanager.versions.add' denied on resource 'secret:{secret}'" in (
+        refused.stderr)
+    stub.write_world(world | {"held": [f"secret:{secret}|roles/secretmanager.secretVersionAdder|{PLATFORM}"]})
+    assert stub.run_shell(add, stdin="new-value").returncode == 0
+    without_api = [key for key in world["resources"] if key != "api:secretmanager.googleapis.com"]
+    stub.write_world(world | {"resources": without_api, "account": None})
+    disabled = stub.run_shell(add, stdin="new-value")
+    assert disabled.returncode == 1
+    assert "Secret Manager API has not been used in this project or it is disabled" in disabled.stderr

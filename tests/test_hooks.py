@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support.matrix import MATRIX
-from support.templates import ROOT, git, team_repo_at, tool
+from support.templates import ROOT, git, load_module, team_repo_at, tool
 
 
 def try_repo(repo: Path, template: Path, hook: str, home: Path, ref: str = "v2.0.0") -> subprocess.CompletedProcess:
@@ -166,3 +166,17 @@ def test_answers_hook_flags_a_task_log_folder_other_than_the_granted_one(render_
         "give 'gs://acme-airflow-logs/teams/analytics'; undo the hand edit, or change the answer with "
         "`copier update --data remote_log_folder=gs://acme-airflow-logs/teams/analytics`\n"
     )
+
+
+def test_removed_files_hook_names_a_leftover_named_after_the_team(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = load_module(ROOT / "hooks" / "check_removed_files.py", "check_removed_files")
+    (tmp_path / "central").mkdir()
+    (tmp_path / "central" / "scale_team_e_workers.py").write_text("# kept by hand\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert hook.main([]) == 1
+    assert capsys.readouterr().out.startswith(
+        "central/scale_team_e_workers.py: removed from edge-template in the platform-kit release (CHANGELOG); "
+        "the platform's one scaler follows every elastic team now")

@@ -33,8 +33,10 @@ def test_on_a_multi_team_site_the_worker_runs_as_the_team_s_airflow_team(tmp_pat
     assert f"executor = {edge};team_c={edge}\n" in (repo / "central" / "airflow.cfg").read_text()
     notes = " ".join((repo / "central" / "README.md").read_text().split())
     for step in ("airflow teams create team_c", '"team_name": "team_c"', "airflow triggerer --team-name team_c",
-                 "--team-name team_c` keeps it to this team", "not: a security boundary"):
+                 "gives the pool to team `team_c`", "not: a security boundary"):
         assert step in notes, step
+    # The pool is the team's own at the site: pools.json says so, and `airflow pools import` reads it.
+    assert json.loads((repo / "pools.json").read_text())["team_c_pool"]["team_name"] == "team_c"
 
 
 def test_on_a_site_without_teams_nothing_names_a_team(render_to: Callable[..., Path]) -> None:
@@ -43,3 +45,4 @@ def test_on_a_site_without_teams_nothing_names_a_team(render_to: Callable[..., P
     assert "EDGE_TEAM_NAME" not in (repo / "worker.env.yaml").read_text()
     assert "MULTI_TEAM" not in (repo / "central" / "edge.env").read_text()
     assert "airflow teams create" not in (repo / "central" / "README.md").read_text()
+    assert "team_name" not in json.loads((repo / "pools.json").read_text())["team_c_pool"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from gcloud_stub import GcloudStub, Team
 from support.templates import ROOT, git, load_answers, sh_blocks, snapshot_template, team_repo_at, template_questions
 
@@ -161,3 +162,18 @@ def test_the_generated_readme_command_that_keeps_task_logs_turns_them_on(
     assert 'EDGE_REMOTE_LOG_FOLDER: "gs://acme-airflow-logs/team-c"' in (repo / "worker.env.yaml").read_text()
     assert "providers-google" not in (repo / "Dockerfile").read_text()  # the entrypoint uploads
     assert "Each finished try's log is also uploaded to" in (repo / "README.md").read_text()
+
+
+def test_the_platform_guide_renders_a_site_s_settings_before_any_team(tmp_path: Path) -> None:
+    guide = (ROOT / "platform" / "README.md").read_text()
+    renders = [line for block in sh_blocks(guide) for line in block if line.startswith("copier ")]
+    assert renders == [
+        f"copier copy --defaults --data site=prod --data team_name=site-settings {PUBLISHED} site-settings"]
+    template = snapshot_template(tmp_path / "edge-template")
+    result = shell(renders[0].replace(PUBLISHED, shlex.quote(str(template))), tmp_path)
+    assert result.returncode == 0, result.stderr
+    site = yaml.safe_load((ROOT / "sites" / "prod.yml").read_text())
+    settings = (tmp_path / "site-settings" / "central" / "edge.env").read_text()
+    assert f"AIRFLOW__EDGE__API_URL={site['edge_api_url']}\n" in settings
+    assert "AIRFLOW__CORE__EXECUTOR=airflow.providers.edge3.executors.EdgeExecutor\n" in settings
+    assert f"({site['airflow_version']}, edge3 {site['edge_provider_version']})" in settings

@@ -22,7 +22,6 @@ ALWAYS = [
     "central/README.md",
     "central/airflow.cfg",
     "central/edge.env",
-    "central/remove_dead_workers.py",
     "cloudbuild.yaml",
     "deploy.sh",
     "docs/deploy.md",
@@ -48,8 +47,6 @@ def test_the_repo_has_every_file_and_only_where_it_applies(matrix_repo: Path) ->
     }
     if answers["deployment_target"] == "service":
         expected.add("health_server.py")
-    if answers.get("autoscaling"):
-        expected.add(f"central/scale_{module}_workers.py")
     actual = {str(p.relative_to(matrix_repo)) for p in rendered_files(matrix_repo)}
     assert actual == expected
     empty = [p for p in rendered_files(matrix_repo) if p.stat().st_size == 0]

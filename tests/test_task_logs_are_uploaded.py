@@ -167,6 +167,30 @@ def test_on_sigterm_the_keeper_uploads_what_just_ended_then_exits(gcs: CloudStor
     assert keeper.stderr.read() == ""
 
 
+def test_a_sigterm_during_an_upload_lets_it_land_and_sends_nothing_twice(gcs: CloudStorage, tmp_path: Path) -> None:
+    """Cloud Run's SIGTERM can come while a log is on its way: cut, it would be sent again by the
+    last pass (the object is stored before its answer reaches the keeper)."""
+    logs = tmp_path / "logs"
+    task_log(logs, 1, "the last try before the shutdown\n")
+    gcs.upload_delay = 2.0  # a slow link: the SIGTERM arrives while the upload waits on it
+    keeper = subprocess.Popen(
+        [sys.executable, "-S", str(ROOT / "template" / "startup.py"), "keep-logs", str(logs), "64", "30",
+         f"gs://{BUCKET}/{FOLDER}"],
+        env={**os.environ, **gcs.worker_env()}, stderr=subprocess.PIPE, text=True)
+    try:
+        assert gcs.upload_arrived.wait(timeout=30)
+
+        keeper.send_signal(signal.SIGTERM)
+
+        assert keeper.wait(timeout=30) == 0
+    finally:
+        keeper.kill()
+        keeper.wait()
+    assert [name for name, _digest in gcs.uploads] == [object_of(1)]
+    assert uploads(gcs) == [f"POST /upload/storage/v1/b/{BUCKET}/o -> 200"]
+    assert keeper.stderr.read() == ""
+
+
 def test_the_entrypoint_refuses_a_log_folder_that_is_not_gs(tmp_path: Path) -> None:
     env = {**os.environ, "AIRFLOW__EDGE__API_URL": "http://127.0.0.1:9/edge_worker/v1/rpcapi",
            "EDGE_SHARED_SECRET": "s" * 64, "EDGE_WORKER_QUEUES": "team_c_queue", "EDGE_RUN_DIR": str(tmp_path),

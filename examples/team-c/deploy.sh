@@ -25,7 +25,7 @@ SECRET=airflow-edge-secret
 TARGET=service
 MIN_GCLOUD_VERSION=498.0.0
 INSTANCES=1
-# autoscaling: the central site's scaler sets the count (central/README.md); deploy starts at scale_min.
+# autoscaling: the central site's one scaler sets the count (central/README.md); deploy starts at scale_min.
 AUTOSCALING=false
 CENTRAL_SA=airflow-central@acme-central.iam.gserviceaccount.com
 MIN_INSTANCES=1
@@ -514,7 +514,7 @@ do_pools() {
   fi
   local env_name="${COMPOSER_ENVIRONMENT:-ENVIRONMENT}" location="${COMPOSER_LOCATION:-LOCATION}"
   local project="${COMPOSER_PROJECT:-$PROJECT}"
-  printf '# Or, on Cloud Composer (whether it can run the EdgeExecutor is not confirmed: see central/README.md;\n'
+  printf '# Or, on Cloud Composer (whether it can run the EdgeExecutor is not confirmed: see platform/README.md;\n'
   printf '# set COMPOSER_ENVIRONMENT, COMPOSER_LOCATION and COMPOSER_PROJECT to fill these in):\n'
   quoted gcloud composer environments storage data import "--project=${project}" "--environment=${env_name}" \
     "--location=${location}" --source=pools.json
@@ -522,7 +522,7 @@ do_pools() {
     pools import -- /home/airflow/gcs/data/pools.json
 }
 
-# The central site's scaler (central/scale_*_workers.py) runs as CENTRAL_SA. Google's "Manual
+# The central site's scaler (edge_site.py scale, the platform's kit) runs as CENTRAL_SA. Google's "Manual
 # scaling for worker pools" asks for roles/run.developer and roles/iam.serviceAccountUser on the
 # pool's service identity to change the count: both on this worker pool and this runtime account
 # only, never the project. run.developer on the pool can also change its image and command, and

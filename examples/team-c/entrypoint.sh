@@ -24,7 +24,7 @@ EDGE_PYTHON="${EDGE_PYTHON:-python3}"
 
 # Become a child subreaper first (prctl, through one short Python start that execs this
 # script again, same PID): task processes whose supervisor dies are then re-parented to
-# this script rather than to init, and end_tasks finds them below it.
+# this script rather than to init, and end-tasks finds them below it.
 if [[ -z "${EDGE_SUBREAPER:-}" ]]; then
   exec "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" subreaper "$BASH" "${BASH_SOURCE[0]}" "$@"
 fi
@@ -40,6 +40,9 @@ EDGE_LOG_KEEP_MIB="${EDGE_LOG_KEEP_MIB:-0}"
 EDGE_LOG_PRUNE_SECONDS="${EDGE_LOG_PRUNE_SECONDS:-30}"
 # remote_logging: each finished task's log is also uploaded to this gs://BUCKET/FOLDER.
 EDGE_REMOTE_LOG_FOLDER="${EDGE_REMOTE_LOG_FOLDER:-}"
+# Airflow 2: stop running tasks when the central site has not answered for this long, before
+# it gives up on them ([scheduler] scheduler_zombie_task_threshold, 300 s) and runs them again.
+EDGE_CENTRAL_LOST_SECONDS="${EDGE_CENTRAL_LOST_SECONDS:-240}"
 log_folder="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:-/opt/airflow}/logs}"
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edge3.executors.EdgeExecutor}"
 
@@ -53,6 +56,8 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
   || die "EDGE_WORKER_QUEUES is not set: give the comma-separated queues this worker serves."
 [[ "$EDGE_LOG_KEEP_MIB" =~ ^[0-9]+$ && "$EDGE_LOG_PRUNE_SECONDS" =~ ^[1-9][0-9]*$ ]] \
   || die "EDGE_LOG_KEEP_MIB must be a whole number of MiB and EDGE_LOG_PRUNE_SECONDS of seconds (got ${EDGE_LOG_KEEP_MIB}, ${EDGE_LOG_PRUNE_SECONDS})."
+[[ "$EDGE_CENTRAL_LOST_SECONDS" =~ ^[0-9]+$ ]] \
+  || die "EDGE_CENTRAL_LOST_SECONDS must be a whole number of seconds, 0 for never (got ${EDGE_CENTRAL_LOST_SECONDS})."
 [[ -z "${EDGE_TEAM_NAME:-}" || "$EDGE_TEAM_NAME" =~ ^[A-Za-z0-9_]{3,50}$ ]] \
   || die "EDGE_TEAM_NAME must be the team's Airflow team name: 3 to 50 letters, digits or '_' (got ${EDGE_TEAM_NAME})."
 [[ -z "$EDGE_REMOTE_LOG_FOLDER" || "$EDGE_REMOTE_LOG_FOLDER" =~ ^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^/].*$ ]] \
@@ -64,6 +69,7 @@ rm -f "$worker_pid_file"
 
 health_pid=""
 pruner_pid=""
+fence_pid=""
 worker_pid=""
 reaper_pid=""
 shutting_down=false
@@ -71,7 +77,7 @@ shutting_down=false
 # shellcheck disable=SC2329  # invoked by the EXIT trap
 stop_helpers() {
   local pid
-  for pid in "$health_pid" "$pruner_pid" "$reaper_pid"; do
+  for pid in "$health_pid" "$pruner_pid" "$fence_pid" "$reaper_pid"; do
     if [[ -n "$pid" ]]; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -80,11 +86,13 @@ stop_helpers() {
 }
 trap stop_helpers EXIT
 
-# Kill the task processes still running below this script (the worker and its direct
-# children, the task supervisors, are spared while the worker lives; so are the helpers).
-end_tasks() {
-  "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$$" "$worker_pid" \
-    ${health_pid:+"$health_pid"} ${pruner_pid:+"$pruner_pid"} || true
+# The command that kills the task processes still running below this script $1 s from now
+# and returns once they are gone (the worker and its direct children, the task supervisors,
+# are spared while the worker lives; so are the helpers). One process, run as it is: killed
+# before then, it leaves nothing behind.
+end_tasks_after() {
+  end_tasks=("$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$1" "$$" "$worker_pid"
+    ${health_pid:+"$health_pid"} ${pruner_pid:+"$pruner_pid"} ${fence_pid:+"$fence_pid"})
 }
 
 # shellcheck disable=SC2329  # invoked by the TERM and INT traps
@@ -96,7 +104,8 @@ on_signal() {
   if [[ -n "$worker_pid" ]]; then
     log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried"
     kill -TERM "$worker_pid" 2>/dev/null || true
-    (sleep "$EDGE_TASK_GRACE_SECONDS" && end_tasks) &
+    end_tasks_after "$EDGE_TASK_GRACE_SECONDS"
+    "${end_tasks[@]}" &
     reaper_pid=$!
   else
     log "received $1 before the worker started: exiting"
@@ -164,6 +173,15 @@ airflow edge worker \
 worker_pid=$!
 printf '%s\n' "$worker_pid" > "$worker_pid_file"
 
+if [[ "$airflow_major" == "2" ]] && (( EDGE_CENTRAL_LOST_SECONDS > 0 )); then
+  # An Airflow 3 task stops by itself when the central site is gone (its supervisor, after 3
+  # failed heartbeats); an Airflow 2 task runs on and may be run again elsewhere meanwhile.
+  env -u AIRFLOW__CORE__INTERNAL_API_SECRET_KEY "$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" fence \
+    "$AIRFLOW__EDGE__API_URL" "$EDGE_CENTRAL_LOST_SECONDS" "$$" "$worker_pid" \
+    ${health_pid:+"$health_pid"} ${pruner_pid:+"$pruner_pid"} &
+  fence_pid=$!
+fi
+
 # `wait` returns early when a trapped signal arrives: wait again until the worker is gone.
 status=0
 while kill -0 "$worker_pid" 2>/dev/null; do
@@ -176,7 +194,8 @@ if [[ -n "$reaper_pid" ]]; then
   wait "$reaper_pid" 2>/dev/null || true
   reaper_pid=""
 fi
-end_tasks
+end_tasks_after 0
+"${end_tasks[@]}" || true
 
 if [[ "$shutting_down" == "true" ]]; then
   log "worker ${worker_name} stopped (exit ${status})"

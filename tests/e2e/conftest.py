@@ -7,9 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from support import harness
-from support.dags import PROBE_DAG, SLOW_DAG
-from support.sites import ALL_TRACKS, MAIN_TRACKS, TRACKS, Site, running_central_site, site_answers
-from support.templates import render
+from support.sites import ALL_TRACKS, MAIN_TRACKS, TRACKS, Site, running_site
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +16,9 @@ def edge_secret() -> str:
     return secrets.token_urlsafe(64)
 
 
+# tryfirst: xdist names each test's group from its xdist_group mark in this same hook; the
+# mark must be there before, whatever order the plugins were loaded in.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The site fixture is parametrized over every track; a test runs on the main tracks, or on
     those its @pytest.mark.tracks(NAME, ...) names. The rest are deselected (not skipped).
@@ -44,15 +45,5 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     track = TRACKS[request.param]
     if track.postgres and harness.postgres_bin() is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are missing: apt-get install postgresql")
-    root = tmp_path_factory.mktemp(track.name)
-    port = harness.free_port()
-    common = site_answers(track, port)
-    if track.airflow_version.startswith("3."):
-        common["dag_bundle_name"] = track.bundle
-    team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
-    team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
-    (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
-    (team_c / "dags" / "team_c" / "probe_dag.py").write_text(PROBE_DAG)
-    with running_central_site(track, root, port, edge_secret, [team_c, team_a], root / "logs") as central:
-        answers = {"team_name": "team-c", "deployment_target": track.team_c_target, **common}
-        yield Site(track, central, central.venv, team_c, team_a, root / "logs", edge_secret, answers)
+    with running_site(track, tmp_path_factory.mktemp(track.name), edge_secret) as site:
+        yield site

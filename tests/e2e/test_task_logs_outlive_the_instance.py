@@ -50,4 +50,5 @@ def test_a_finished_task_s_log_lands_under_the_team_s_folder(site: Site) -> None
     assert gcs.token_requests
     assert gcs.unauthorized == []
     assert gcs.calls == [f"POST /upload/storage/v1/b/{BUCKET}/o -> 200"]
+    assert [name for name, _digest in gcs.uploads] == [wanted]
     assert gcs.denied == []

@@ -205,6 +205,18 @@ def answer(world: World, argv: list[str]) -> str | None:  # noqa: C901 - one bra
         create_once(world, f"secret:{words[2]}", f"secret [{words[2]}]")
         return None
 
+    if words[:3] == ["secrets", "versions", "add"]:  # the platform's rotation (platform/README.md)
+        need(world, flags, "project")
+        if flags.get("data-file") != "-":
+            raise GcloudError("gcloud stand-in: the docs pass the value on stdin (--data-file=-)")
+        if not world.has("api:secretmanager.googleapis.com"):
+            raise GcloudError("ERROR: (gcloud) Secret Manager API has not been used in this project or it is disabled")
+        exists_or_fail(world, f"secret:{words[3]}", f"secret [{words[3]}]")
+        if not sys.stdin.read():  # the value: read like gcloud does, never stored, recorded nor printed
+            raise GcloudError("ERROR: (gcloud.secrets.versions.add) INVALID_ARGUMENT: the payload is empty")
+        print(f"Created version [2] of the secret [{words[3]}].", file=sys.stderr)
+        return None
+
     if words[0] == "secrets" and words[1] in {"describe", "get-iam-policy", "add-iam-policy-binding"}:
         need(world, flags, "project")
         if not world.has("api:secretmanager.googleapis.com"):
@@ -383,6 +395,8 @@ def needs(world: World, words: list[str], flags: dict[str, str | bool]) -> list[
         return [Request("serviceusage.services.list", at_project)]
     if words[:2] == ["services", "enable"]:
         return [Request("serviceusage.services.enable", at_project)]
+    if words[:3] == ["secrets", "versions", "add"]:
+        return [Request("secretmanager.versions.add", f"secret:{words[3]}")]
     if words[:1] == ["secrets"]:
         scope = f"secret:{words[2]}"
         return {

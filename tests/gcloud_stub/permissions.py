@@ -67,6 +67,8 @@ ROLES: dict[str, frozenset[str]] = {
     }),
     # https://cloud.google.com/iam/docs/roles-permissions/secretmanager
     "roles/secretmanager.secretAccessor": frozenset({"secretmanager.versions.access"}),
+    # "Secret Manager Secret Version Adder: Allows adding versions to existing secrets."
+    "roles/secretmanager.secretVersionAdder": frozenset({"secretmanager.versions.add"}),
     "roles/secretmanager.viewer": frozenset({"secretmanager.secrets.get", "secretmanager.secrets.list",
                                              "secretmanager.versions.get", "secretmanager.versions.list"}),
     "roles/secretmanager.admin": frozenset({

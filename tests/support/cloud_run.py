@@ -1,6 +1,7 @@
-"""A stand-in for the Cloud Run Admin API v2 (one worker pool) and the metadata server's token.
+"""A stand-in for the Cloud Run Admin API v2 (worker pools) and the metadata server's token.
 
-It serves what the central site's scaler calls, records every PATCH, and turns the requested
+It serves what the central site's scaler and fleet view call, records every PATCH per worker
+pool, and turns the requested
 instance count into real local workers: the rendered entrypoint.sh, started through
 harness.start_worker. On a scale-in it stops the newest workers with SIGTERM, as Cloud Run
 stops instances (which ones is Cloud Run's choice; the newest is as good as any).
@@ -35,79 +36,11 @@ class WorkerPoolStandIn:
 
     name: str
     start_instance: Callable[[int], harness.Worker]
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     patches: list[int] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
     count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
     _started_total: int = 0
-
-    # ------------------------------------------------------------------ the server
-
-    def serve(self) -> str:
-        """Start serving on a free loopback port; its base URL (for the run API and the metadata server)."""
-        pool = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def authorized(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {pool.token}":
-                    pool.refused.append(f"{self.command} {self.path}: no or wrong bearer token")
-                    self.reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
-                    return False
-                return True
-
-            def pool_path(self) -> bool:
-                match = POOL_PATH.match(self.path)
-                if not match or match.group(3) != pool.name:
-                    pool.refused.append(f"{self.command} {self.path}: not this worker pool")
-                    self.reply(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
-                    return False
-                return True
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
-                    if self.headers.get("Metadata-Flavor") != "Google":
-                        pool.refused.append("token request without Metadata-Flavor: Google")
-                        self.reply(403, {})
-                        return
-                    self.reply(200, {"access_token": pool.token, "expires_in": 3599, "token_type": "Bearer"})
-                    return
-                if self.authorized() and self.pool_path():
-                    scaling = {"manualInstanceCount": pool.count} if pool.count else {}  # proto3 JSON omits 0
-                    self.reply(200, {"name": pool.name, "scaling": scaling})
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                if not (self.authorized() and self.pool_path()):
-                    return
-                if "updateMask=scaling.manualInstanceCount" not in self.path:
-                    pool.refused.append(f"PATCH {self.path}: updateMask is not scaling.manualInstanceCount")
-                    self.reply(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
-                    return
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                count = body.get("scaling", {}).get("manualInstanceCount")
-                if not isinstance(count, int) or count < 0:
-                    pool.refused.append(f"PATCH body without scaling.manualInstanceCount: {body}")
-                    self.reply(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
-                    return
-                pool.set_count(count)
-                self.reply(200, {"name": "operations/stand-in", "done": False})
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # ------------------------------------------------------------------ the instances
 
@@ -132,9 +65,84 @@ class WorkerPoolStandIn:
         return sum((i.stopped or until) - i.started for i in self.instances)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
         for instance in self.instances:
             if instance.stopped is None:
                 instance.stopped = time.monotonic()
             instance.worker.stop()
+
+
+@dataclass
+class CloudRunStandIn:
+    """The API for several worker pools, on one loopback port: one token, each pool by its name."""
+
+    pools: dict[str, WorkerPoolStandIn]
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    refused: list[str] = field(default_factory=list)
+    reads: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def serve(self) -> str:
+        """Start serving on a free loopback port; its base URL (for the run API and the metadata server)."""
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def refuse(self, status: int, code: str, why: str) -> None:
+                api.refused.append(f"{self.command} {self.path}: {why}")
+                self.reply(status, {"error": {"code": status, "status": code}})
+
+            def pool(self) -> WorkerPoolStandIn | None:
+                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                    self.refuse(401, "UNAUTHENTICATED", "no or wrong bearer token")
+                    return None
+                match = POOL_PATH.match(self.path)
+                if not match or match.group(3) not in api.pools:
+                    self.refuse(404, "NOT_FOUND", "no such worker pool")
+                    return None
+                return api.pools[match.group(3)]
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+                    if self.headers.get("Metadata-Flavor") != "Google":
+                        self.refuse(403, "PERMISSION_DENIED", "token request without Metadata-Flavor: Google")
+                        return
+                    self.reply(200, {"access_token": api.token, "expires_in": 3599, "token_type": "Bearer"})
+                    return
+                if (pool := self.pool()) is not None:
+                    api.reads += 1
+                    scaling = {"manualInstanceCount": pool.count} if pool.count else {}  # proto3 JSON omits 0
+                    self.reply(200, {"name": pool.name, "scaling": scaling})
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                if (pool := self.pool()) is None:
+                    return
+                if "updateMask=scaling.manualInstanceCount" not in self.path:
+                    self.refuse(400, "INVALID_ARGUMENT", "updateMask is not scaling.manualInstanceCount")
+                    return
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                count = body.get("scaling", {}).get("manualInstanceCount")
+                if not isinstance(count, int) or count < 0:
+                    self.refuse(400, "INVALID_ARGUMENT", f"body without scaling.manualInstanceCount: {body}")
+                    return
+                pool.set_count(count)
+                self.reply(200, {"name": "operations/stand-in", "done": False})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        for pool in self.pools.values():
+            pool.close()

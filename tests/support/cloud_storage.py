@@ -8,17 +8,20 @@ replaced object needs delete as well as create.
 
     with cloud_storage(bucket, prefix, logs) as gcs:
         worker env: gcs.worker_env()   (GCE_METADATA_HOST, GCE_METADATA_IP, STORAGE_EMULATOR_HOST)
-        gcs.objects(prefix), gcs.read(name), gcs.calls, gcs.token_requests
+        gcs.objects(prefix), gcs.read(name), gcs.calls, gcs.uploads, gcs.token_requests
+        gcs.upload_delay = 2.0 (a slow link), gcs.upload_arrived (set when an upload reaches it)
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
 import secrets
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -53,6 +56,9 @@ class CloudStorage:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     token_requests: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # "METHOD PATH -> STATUS" through the front
+    uploads: list[tuple[str, str]] = field(default_factory=list)  # (object name, sha256 of its bytes), stored
+    upload_delay: float = 0.0  # seconds an upload waits before it is stored: a slow link
+    upload_arrived: threading.Event = field(default_factory=threading.Event)
     unauthorized: list[str] = field(default_factory=list)
     denied: list[str] = field(default_factory=list)  # "METHOD PATH": outside the prefix
     metadata_url: str = ""
@@ -192,6 +198,9 @@ class CloudStorage:
                     gcs.denied.append(f"{self.command} {urllib.parse.urlsplit(self.path).path}")
                     self.refuse(403, f"{gcs.service_account} does not have storage access here")
                     return
+                if self.command == "POST":
+                    gcs.upload_arrived.set()
+                    time.sleep(gcs.upload_delay)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 conn = http.client.HTTPConnection("127.0.0.1", gcs.emulator_port, timeout=60)
                 try:
@@ -202,6 +211,9 @@ class CloudStorage:
                     conn.close()
                 path = urllib.parse.urlsplit(self.path).path
                 gcs.calls.append(f"{self.command} {path} -> {response.status}")
+                if self.command == "POST" and response.status == 200 and path.startswith("/upload/"):
+                    name = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("name", [""])[0]
+                    gcs.uploads.append((name, hashlib.sha256(body or b"").hexdigest()))
                 if response.status == 404 and path.startswith("/download/"):
                     # Cloud Storage's own words for a missing object, which the log handlers look for
                     # ("No such object"); the emulator answers without them.

@@ -145,3 +145,50 @@ with DAG(dag_id="team_c_probe", default_args=team_default_args(), schedule=None,
 
     probe()
 '''
+
+
+# Team c's DAGs also hold this task for the central-site fault scenarios: it notes each of its
+# executions (start and end, its try, its process) in EDGE_FAULT_OUT, so that a test counts
+# executions, not only the final state.
+OUTAGE_DAG = '''"""A task that notes each execution in EDGE_FAULT_OUT; its first try runs EDGE_FAULT_TASK_SECONDS."""
+
+import os
+import time
+from datetime import timedelta
+
+from team_c import team_default_args
+
+try:
+    from airflow.sdk import DAG, get_current_context, task
+except ImportError:
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.operators.python import get_current_context
+
+# The team's defaults (its retries), with a 10 s retry delay: the wait before a retry is not
+# what the fault tests measure, and the team's minute of it is CI time.
+with DAG(dag_id="team_c_outage", default_args={**team_default_args(), "retry_delay": timedelta(seconds=10)},
+         schedule=None, catchup=False):
+
+    @task
+    def ride_it_out() -> None:
+        out = os.environ.get("EDGE_FAULT_OUT")
+        context = get_current_context()
+        try_number, run_id = context["ti"].try_number, context["run_id"]
+
+        def note(what: str) -> None:
+            if out:
+                with open(out, "a") as notes:
+                    notes.write(f"{what} try={try_number} run={run_id} pid={os.getpid()} at={time.time():.1f}\\n")
+
+        note("start")
+        finished = False
+        try:
+            # The first try runs long enough to meet the outage; a retry finishes soon.
+            time.sleep(float(os.environ.get("EDGE_FAULT_TASK_SECONDS", "60")) if try_number == 1 else 5)
+            finished = True
+        finally:  # a stopped task (SIGTERM) notes when it stopped
+            note("end" if finished else "stopped")
+
+    ride_it_out()
+'''

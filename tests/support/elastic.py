@@ -1,23 +1,26 @@
 """The elastic-worker scenario, run by tests/e2e/test_workers_follow_their_queue.py and bench/.
 
-A real central site (3.3.2 or 2.10.5, on PostgreSQL); the rendered scaler
-(central/scale_team_e_workers.py) as a process in the central site's environment, as deployed;
-a stand-in for the Cloud Run Admin API and the metadata server (support/cloud_run.py) that
-turns each PATCHed count into real workers (the rendered entrypoint.sh). Idle at 0; a burst of
-BURST short tasks; idle; one task; idle. The scenario waits (bounded) for each stage and
-returns what it saw; it asserts nothing."""
+A real central site (3.3.2 or 2.10.5, on PostgreSQL) with two elastic teams of different
+bounds: team-e (0 to SCALE_MAX instances of CONCURRENCY slots) and team-f (F_MIN to F_MAX
+instances of 1 slot). The platform's one scaler (platform/edge_site.py scale) runs as a process
+in the central site's environment, as deployed; a stand-in for the Cloud Run Admin API and the
+metadata server (support/cloud_run.py) turns each PATCHed count into real workers (the rendered
+entrypoint.sh of that team). Idle; a burst of BURST short tasks of team-e, with the fleet view
+taken while it runs; idle; PAIR tasks of team-f; idle. The scenario waits (bounded) for each
+stage and returns what it saw; it asserts nothing."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from support import harness
-from support.cloud_run import WorkerPoolStandIn
-from support.sites import TRACKS, Track, running_central_site
+from support.cloud_run import CloudRunStandIn, WorkerPoolStandIn
+from support.sites import TRACKS, Track, running_central_site, site_answers
 from support.templates import ROOT, render
 
 BURST = 20
@@ -26,6 +29,8 @@ SCALE_MAX = 3
 IDLE_SECONDS = 20
 PERIOD_SECONDS = 2
 CONCURRENCY = 4
+# team-f: always one instance, a second for a pair of tasks (one slot each).
+F_MIN, F_MAX, PAIR = 1, 2, 2
 
 BURST_DAG = f'''"""A burst: {BURST} short tasks on the team's queue and pool."""
 
@@ -50,11 +55,11 @@ with DAG(dag_id="team_e_burst", default_args=team_default_args(), schedule=None,
     crunch.expand(part=list(range({BURST})))
 '''
 
-ONE_DAG = '''"""One short task, later, when the pool is back at zero."""
+PAIR_DAG = f'''"""A pair of short tasks of team-f: one slot each, so two instances."""
 
 import time
 
-from team_e import team_default_args
+from team_f import team_default_args
 
 try:
     from airflow.sdk import DAG, task
@@ -62,13 +67,14 @@ except ImportError:
     from airflow import DAG
     from airflow.decorators import task
 
-with DAG(dag_id="team_e_one", default_args=team_default_args(), schedule=None, catchup=False):
+with DAG(dag_id="team_f_pair", default_args=team_default_args(), schedule=None, catchup=False):
 
     @task
-    def once() -> None:
-        time.sleep(2)
+    def part(number: int) -> int:
+        time.sleep({TASK_SECONDS})
+        return number
 
-    once()
+    part.expand(number=list(range({PAIR})))
 '''
 
 
@@ -106,59 +112,54 @@ def queued_to_started(row: list[object]) -> float:
 
 @dataclass
 class ElasticRun:
-    patches: list[int] = field(default_factory=list)
+    patches: dict[str, list[int]] = field(default_factory=dict)  # per team, every PATCHed count
     refused: list[str] = field(default_factory=list)
-    idle_patches: list[int] = field(default_factory=list)  # before the burst
+    idle_patches: dict[str, list[int]] = field(default_factory=dict)  # before any task
+    f_patches_during_burst: list[int] = field(default_factory=list)  # team-f's, when team-e's burst is done
+    e_patches_during_pair: list[int] = field(default_factory=list)  # team-e's, when team-f's pair is done
     burst_rows: list[list[object]] = field(default_factory=list)
-    one_rows: list[list[object]] = field(default_factory=list)
+    pair_rows: list[list[object]] = field(default_factory=list)
+    fleet: str = ""  # the fleet view's output while team-e's burst runs
+    history: str = ""  # the scaler's --history file
+    chart: str = ""  # the kit's chart of it (SVG)
+    fleet_rc: int | None = None
     scaler_log: str = ""
     scaler_alive: bool = False
     seconds: float = 0.0  # the scenario's wall time
-    instance_seconds: float = 0.0
+    instance_seconds: float = 0.0  # team-e's
     fixed_rows: list[list[object]] = field(default_factory=list)  # the burst on one fixed instance
 
     @property
     def first_from_zero(self) -> float:
         return queued_to_started(min(self.burst_rows, key=lambda row: when(row[2])))
 
-    @property
-    def one_from_zero(self) -> float:
-        return queued_to_started(self.one_rows[0])
-
     def figures(self) -> str:
         always_on = SCALE_MAX * self.seconds
         line = (
             f"first burst task queued -> started from 0 instances: {self.first_from_zero:.1f} s; "
-            f"single task queued -> started from 0: {self.one_from_zero:.1f} s; "
             f"burst of {BURST} x {TASK_SECONDS} s makespan: {makespan(self.burst_rows):.1f} s"
         )
         if self.fixed_rows:
             line += f" (one fixed instance: {makespan(self.fixed_rows):.1f} s)"
         return line + (
-            f"; instance-seconds {self.instance_seconds:.0f} vs {SCALE_MAX} always-on {always_on:.0f} over "
+            f"; team-e instance-seconds {self.instance_seconds:.0f} vs {SCALE_MAX} always-on {always_on:.0f} over "
             f"{self.seconds:.0f} s ({self.instance_seconds / always_on:.0%}); PATCHes {self.patches}"
         )
 
 
-def render_team_e(root: Path, port: int, track: Track, src: Path = ROOT, vcs_ref: str = "HEAD") -> Path:
-    answers = {
-        "team_name": "team-e", "airflow_version": track.airflow_version, "deployment_target": "worker-pool",
-        "edge_api_url": f"http://127.0.0.1:{port}/edge_worker/v1/rpcapi", "job_poll_interval": 1,
-        "heartbeat_interval": 5, "dags_source": "image", "worker_concurrency": CONCURRENCY,
-        "pool_slots": CONCURRENCY * SCALE_MAX, "autoscaling": True, "scale_min": 0, "scale_max": SCALE_MAX,
-        "scale_in_idle_seconds": IDLE_SECONDS, **dict(track.answers),
+def render_team(root: Path, name: str, port: int, track: Track, src: Path, vcs_ref: str, **answers: object) -> Path:
+    data = {
+        "team_name": name, "deployment_target": "worker-pool", "autoscaling": True,
+        "scale_in_idle_seconds": IDLE_SECONDS, **site_answers(track, port), **answers,
     }  # fmt: skip
     if track.airflow_version.startswith("3."):
-        answers["dag_bundle_name"] = track.bundle
-    team_e = render(root / "team-e", answers, src=src, vcs_ref=vcs_ref)
-    (team_e / "dags" / "team_e" / "burst_dag.py").write_text(BURST_DAG)
-    (team_e / "dags" / "team_e" / "one_dag.py").write_text(ONE_DAG)
-    return team_e
+        data["dag_bundle_name"] = track.bundle
+    return render(root / name, data, src=src, vcs_ref=vcs_ref)
 
 
 def run_scenario(root: Path, secret: str, track: Track = TRACKS["airflow3"], src: Path = ROOT, vcs_ref: str = "HEAD",
                  fixed_floor: bool = False) -> ElasticRun:
-    """The scenario; with fixed_floor, then the same burst on one always-on instance (no scaler).
+    """The scenario; with fixed_floor, then team-e's burst on one always-on instance (no scaler).
 
     The central site runs on PostgreSQL on every track: edge3 hands a job to one worker with
     SELECT ... FOR UPDATE SKIP LOCKED, which SQLite ignores, so two of several workers polling
@@ -167,59 +168,81 @@ def run_scenario(root: Path, secret: str, track: Track = TRACKS["airflow3"], src
     track = replace(track, postgres=True)
     port = harness.free_port()
     logs = root / "logs"
-    team_e = render_team_e(root, port, track, src, vcs_ref)
+    team_e = render_team(root, "team-e", port, track, src, vcs_ref, worker_concurrency=CONCURRENCY,
+                         pool_slots=CONCURRENCY * SCALE_MAX, scale_min=0, scale_max=SCALE_MAX)
+    (team_e / "dags" / "team_e" / "burst_dag.py").write_text(BURST_DAG)
+    team_f = render_team(root, "team-f", port, track, src, vcs_ref, worker_concurrency=1, pool_slots=F_MAX,
+                         scale_min=F_MIN, scale_max=F_MAX)
+    (team_f / "dags" / "team_f" / "pair_dag.py").write_text(PAIR_DAG)
+    kit = [str(src / "platform" / "edge_site.py")]
     result = ElasticRun()
-    with running_central_site(track, root, port, secret, [team_e], logs) as central:
-        pool = WorkerPoolStandIn(
-            "team-e-edge-worker",
-            lambda n: harness.start_worker(team_e, central.venv, secret, logs, f"team-e-instance-{n}"),
-        )
-        base = pool.serve()
-        scaler = harness.start(
-            "scaler",
-            [str(central.venv / "bin" / "python"), str(team_e / "central" / "scale_team_e_workers.py")],
-            {**central.env, "EDGE_SCALER_RUN_API": base, "EDGE_SCALER_METADATA": base,
-             "EDGE_SCALER_PERIOD_SECONDS": str(PERIOD_SECONDS)},
-            logs,
-        )  # fmt: skip
+    with running_central_site(track, root, port, secret, [team_e, team_f], logs) as central:
+        def pool_of(repo: Path, name: str) -> WorkerPoolStandIn:
+            return WorkerPoolStandIn(f"{name}-edge-worker", lambda n: harness.start_worker(
+                repo, central.venv, secret, logs, f"{name}-instance-{n}"))
+
+        pool_e, pool_f = pool_of(team_e, "team-e"), pool_of(team_f, "team-f")
+        cloud_run = CloudRunStandIn({pool.name: pool for pool in (pool_e, pool_f)})
+        base = cloud_run.serve()
+        env = {**central.env, "EDGE_SCALER_RUN_API": base, "EDGE_SCALER_METADATA": base,
+               "EDGE_SCALER_PERIOD_SECONDS": str(PERIOD_SECONDS)}  # fmt: skip
+        python = str(central.venv / "bin" / "python")
+        history = root / "scaler-history.csv"
+        scaler = harness.start("scaler", [python, *kit, "scale", "--history", str(history)], env, logs)
         try:
             begin = time.monotonic()
-            # Idle: the scaler starts and takes a few steps; the pool should stay at 0.
+            # Idle: the scaler starts and brings team-f to its minimum; team-e stays at 0.
             harness.wait_until("the scaler to start",
                                lambda: f"every {PERIOD_SECONDS} s" in scaler.text() or not scaler.alive(), timeout=60)
+            harness.wait_until("team-f at its minimum", lambda: pool_f.count == F_MIN, timeout=60)
             time.sleep(3 * PERIOD_SECONDS)
-            result.idle_patches = list(pool.patches)
+            result.idle_patches = {"team-e": list(pool_e.patches), "team-f": list(pool_f.patches)}
 
             burst = central.trigger("team_e_burst")
-            harness.wait_until("the pool at its maximum", lambda: pool.count == SCALE_MAX, timeout=120)
+            harness.wait_until("team-e's pool at its maximum", lambda: pool_e.count == SCALE_MAX, timeout=120)
+            # The fleet view while both teams have live workers: team-e's first instance is busy.
+            harness.wait_until("a worker of each team live", lambda: {
+                name.rsplit("-", 1)[0] for name, state in central.worker_rows().items() if state in ("idle", "running")
+            } >= {"team-e", "team-f"}, timeout=120)  # fmt: skip
+            fleet = harness.start("fleet", [python, *kit, "fleet"], env, logs)
+            harness.wait_until("the fleet view", lambda: not fleet.alive(), timeout=120)
+            result.fleet, result.fleet_rc = fleet.text(), fleet.popen.returncode
             harness.wait_until("every burst task to succeed",
                                lambda: all_succeeded(central, "team_e_burst", burst, BURST), timeout=600)
             result.burst_rows = run_rows(central, "team_e_burst", burst)
-            harness.wait_until("the pool back at 0", lambda: pool.count == 0 and pool.patches[-1] == 0,
+            harness.wait_until("team-e's pool back at 0", lambda: pool_e.count == 0 and pool_e.patches[-1] == 0,
                                timeout=IDLE_SECONDS + 120)
+            result.f_patches_during_burst = list(pool_f.patches)
 
-            one = central.trigger("team_e_one")
-            harness.wait_until("the single task to succeed",
-                               lambda: all_succeeded(central, "team_e_one", one, 1), timeout=300)
-            result.one_rows = run_rows(central, "team_e_one", one)
-            harness.wait_until("the pool back at 0 again", lambda: pool.count == 0 and len(pool.patches) >= 4,
+            pair = central.trigger("team_f_pair")
+            harness.wait_until("team-f's pair to succeed",
+                               lambda: all_succeeded(central, "team_f_pair", pair, PAIR), timeout=300)
+            result.pair_rows = run_rows(central, "team_f_pair", pair)
+            result.e_patches_during_pair = list(pool_e.patches)
+            harness.wait_until("team-f back at its minimum", lambda: pool_f.count == F_MIN and len(pool_f.patches) >= 3,
                                timeout=IDLE_SECONDS + 120)
             end = time.monotonic()
             result.seconds = end - begin
-            result.instance_seconds = pool.instance_seconds(end)
+            result.instance_seconds = pool_e.instance_seconds(end)
         except harness.HarnessError as error:
             # What the workers and the scaler said, for the failure's cause.
             said = [f"--- {log.name}: " + " | ".join(
                 line[-300:] for line in log.read_text(errors="replace").splitlines()
                 if any(word in line for word in ("ERROR", "rror", "SIGTERM", "failed", "Traceback"))
-            )[-3000:] for log in sorted(logs.glob("team-e-instance-*.log")) + [scaler.log]]
+            )[-3000:] for log in sorted(logs.glob("team-*-instance-*.log")) + [scaler.log]]
             raise harness.HarnessError(f"{error}\n" + "\n".join(said)) from error
         finally:
             result.scaler_alive = scaler.alive()
             scaler.stop()
-            pool.close()
-            result.patches, result.refused = list(pool.patches), list(pool.refused)
+            cloud_run.close()
+            result.patches = {"team-e": list(pool_e.patches), "team-f": list(pool_f.patches)}
+            result.refused = list(cloud_run.refused)
             result.scaler_log = scaler.text()
+            if history.exists():
+                result.history = history.read_text()
+                drawn = subprocess.run([python, *kit, "chart", str(history)], capture_output=True, text=True,
+                                       timeout=60, check=False)
+                result.chart = drawn.stdout if drawn.returncode == 0 else drawn.stderr
         if fixed_floor:
             worker = harness.start_worker(team_e, central.venv, secret, logs, "team-e-fixed")
             try:

@@ -302,6 +302,24 @@ class Postgres:
             raise HarnessError(f"psql failed: {result.stderr}")
         return [line.split("\t") for line in result.stdout.splitlines() if line]
 
+    def _pg_ctl(self, *args: str) -> None:
+        argv = [str(self.bin / "pg_ctl"), *args]
+        result = subprocess.run(_as_postgres(argv), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise HarnessError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}")
+
+    @property
+    def options(self) -> str:
+        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def restart(self, down: float = 0.0) -> None:
+        """What clients see of a database failover: every connection ended (a fast shutdown), the
+        server back `down` seconds later."""
+        data = str(self.root / "data")
+        self._pg_ctl("-D", data, "-m", "fast", "-w", "stop")
+        time.sleep(down)
+        self._pg_ctl("-D", data, "-w", "-l", str(self.root / "pg.log"), "-o", self.options, "start")
+
 
 def _as_postgres(argv: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root: run its tools as the postgres user.
@@ -329,7 +347,7 @@ def postgres(logs: Path | None = None) -> Iterator[Postgres]:
 
     try:
         run([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = Postgres(root, port, pg_bin).options
         run([str(pg_bin / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "pg.log"), "-o", options, "start"])
         try:
             run([str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "airflow"],
@@ -379,6 +397,7 @@ class CentralSite:
     logs: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
+    commands: dict[str, list[str]] = field(default_factory=dict)  # each server's command line, by name
     teams: tuple[str, ...] = ()  # Airflow teams, in multi-team mode
 
     @property
@@ -460,6 +479,7 @@ class CentralSite:
         # Each server runs in the site's own folder: what it writes where it stands (gunicorn's
         # gunicorn.ctl on Airflow 2.11) stays there.
         def serve(name: str, argv: list[str]) -> None:
+            self.commands[name] = argv
             self.procs.append(start(name, argv, self.env, self.logs, cwd=self.home))
 
         if self.airflow_major == 2:
@@ -484,6 +504,21 @@ class CentralSite:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+
+    def restart(self, name: str) -> None:
+        """One server of the site stopped as an upgrade stops it (SIGTERM) and started again,
+        until the Edge API answers again with every server up."""
+        next(proc for proc in self.procs if proc.name == name).stop()
+        self.revive()
+
+    def revive(self) -> list[str]:
+        """Start again each server that is not running, as the site's orchestrator does, and wait
+        until the Edge API answers with every server up; their names."""
+        gone = [proc.name for proc in self.procs if not proc.alive()]
+        self.procs = [proc if proc.alive() else start(proc.name, self.commands[proc.name], self.env, self.logs,
+                                                      cwd=self.home) for proc in self.procs]  # fmt: skip
+        wait_until("the central site's servers back", self.edge_api_up, timeout=180, interval=0.5)
+        return gone
 
     def add_team(self, repo: Path) -> None:
         """The team's DAG files into the central DAG folder, and its pool (between migrate and start)."""

@@ -3,6 +3,7 @@ being self-contained). Stdlib only: bench/fleet_load.py imports it under an Airf
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -56,6 +57,14 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def ended(pid: int) -> bool:
+    """Not in /proc, or a zombie: its memory freed, only its exit status left (alive() counts a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _proc_kib_field_mib(pid: int, file: str, key: str) -> float:
     """A "Key: N kB" line of /proc/PID/FILE, in MiB (0 once the process is gone)."""
     try:
@@ -76,3 +85,12 @@ def pss_mib(pid: int) -> float:
 def rss_mib(pid: int) -> float:
     """Resident memory of one process, in MiB (0 once it is gone)."""
     return _proc_kib_field_mib(pid, "status", "VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time one process has used, in seconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support import harness
+from support.dags import OUTAGE_DAG, PROBE_DAG, SLOW_DAG
+from support.templates import render
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,17 @@ class Site:
 
     def task_in(self, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 180) -> dict[str, str]:
         """Wait until the run's task instance is in one of `states`; its row."""
-        return harness.wait_until(
-            f"{dag_id} {run_id} to be {' or '.join(states)}",
-            lambda: (ti := self.central.task_instance(dag_id, run_id)) and ti["state"] in states and ti,
-            timeout=timeout,
-        )
+        seen: dict[str, str] = {}
+
+        def check() -> dict[str, str] | None:
+            ti = self.central.task_instance(dag_id, run_id)
+            seen.update(ti or {})
+            return ti if ti and ti["state"] in states else None
+
+        try:
+            return harness.wait_until(f"{dag_id} {run_id} to be {' or '.join(states)}", check, timeout=timeout)
+        except harness.HarnessError as error:
+            raise harness.HarnessError(f"{error}; last seen: {seen or 'no task instance'}") from error
 
     def finished(self, dag_id: str, run_id: str) -> dict[str, str]:
         return self.task_in(dag_id, run_id, ("success", "failed"))
@@ -131,3 +139,21 @@ def running_central_site(
             central.add_team(team)
         central.start()
         yield central
+
+
+@contextmanager
+def running_site(track: Track, root: Path, secret: str) -> Iterator[Site]:
+    """The e2e tests' site of a track: teams c and a rendered for it (team c with the tests'
+    extra DAGs), and its central site running."""
+    port = harness.free_port()
+    common = site_answers(track, port)
+    if track.airflow_version.startswith("3."):
+        common["dag_bundle_name"] = track.bundle
+    team_c = render(root / "team-c", {"team_name": "team-c", "deployment_target": track.team_c_target, **common})
+    team_a = render(root / "team-a", {"team_name": "team-a", "deployment_target": track.team_a_target, **common})
+    (team_c / "dags" / "team_c" / "slow_dag.py").write_text(SLOW_DAG)
+    (team_c / "dags" / "team_c" / "probe_dag.py").write_text(PROBE_DAG)
+    (team_c / "dags" / "team_c" / "outage_dag.py").write_text(OUTAGE_DAG)
+    with running_central_site(track, root, port, secret, [team_c, team_a], root / "logs") as central:
+        answers = {"team_name": "team-c", "deployment_target": track.team_c_target, **common}
+        yield Site(track, central, central.venv, team_c, team_a, root / "logs", secret, answers)

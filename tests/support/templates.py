@@ -208,10 +208,11 @@ def sh_blocks(markdown: str) -> list[list[str]]:
 
 
 def load_module(path: Path, name: str) -> ModuleType:
-    """A Python file of the template (rendered as is: the code the container runs) as a module."""
+    """A Python file of the template or its kit (as is: the code that runs) as a module."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module

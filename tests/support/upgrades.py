@@ -62,6 +62,6 @@ def assert_built_for(
     central = (repo / "central" / "edge.env").read_text()
     secret = "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY" if major == "2" else "AIRFLOW__API_AUTH__JWT_SECRET"
     assert f"# Settings the central Airflow site ({airflow}, edge3 {edge3})" in central
-    assert f"set {secret} to the value" in central
+    assert f"set {secret} to the site's shared Edge secret" in central
     answers = load_answers(repo)
     assert (answers["airflow_version"], answers["edge_provider_version"]) == (airflow, edge3)
