@@ -90,7 +90,11 @@ class FaultyLink:
         except OSError:
             _reset(client)
             return
-        with self._lock:
+        with self._lock:  # under the lock: a cut() either sees this pair or has already set _down
+            if self._down.is_set():
+                _reset(client)
+                _reset(upstream)
+                return
             self._open |= {client, upstream}
         for source, sink in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -106,13 +110,23 @@ class FaultyLink:
             with self._lock:
                 self._open -= {source, sink}
             for conn in (source, sink):
+                if self._down.is_set():
+                    _reset(conn)
+                    continue
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
                 conn.close()
 
 
 def _reset(conn: socket.socket) -> None:
-    """Close with an RST, as a vanished peer does."""
+    """Close with an RST, as a vanished peer does.
+
+    close() alone is not enough when another thread waits in recv() on the socket: Linux keeps
+    the connection until that recv() returns, so a client whose request was in flight would
+    wait on its own timeout (aiohttp's: 300 s) instead of seeing the reset. shutdown(SHUT_RD)
+    wakes that recv() and sends nothing; the close then aborts the connection.
+    """
     with contextlib.suppress(OSError):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.shutdown(socket.SHUT_RD)
     conn.close()
