@@ -8,10 +8,12 @@
 # SIGTERM to the worker (which terminates its running tasks; it does not drain), and
 # EDGE_TASK_GRACE_SECONDS later, or as soon as the worker has exited, kills the task
 # processes still running (an Airflow 3 task answers SIGTERM only with its on_kill
-# hook). This script is a child subreaper, so a task whose supervisor died on SIGTERM
-# (task SDK 1.0/1.1) is re-parented to it, not to init, and is found too. The tasks are
-# reported failed (the DAG defaults' retries run them again), the worker reports itself
-# offline and exits, all before the SIGKILL. See README.md.
+# hook); a worker still there after EDGE_WORKER_STOP_SECONDS is killed too (one retrying
+# a call to a central site it cannot reach acts on SIGTERM late). This script is a child
+# subreaper, so a task whose supervisor died on SIGTERM (task SDK 1.0/1.1) is re-parented
+# to it, not to init, and is found too. The tasks are reported failed (the DAG defaults'
+# retries run them again), the worker reports itself offline and exits, all before the
+# SIGKILL. See README.md.
 set -euo pipefail
 
 log() { printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
@@ -32,6 +34,8 @@ EDGE_RUN_DIR="${EDGE_RUN_DIR:-${AIRFLOW_HOME:-/opt/airflow}/run}"
 EDGE_API_WAIT_SECONDS="${EDGE_API_WAIT_SECONDS:-60}"
 EDGE_EXIT_DELAY_SECONDS="${EDGE_EXIT_DELAY_SECONDS:-3}"
 EDGE_TASK_GRACE_SECONDS="${EDGE_TASK_GRACE_SECONDS:-3}"
+# A worker still there this long after SIGTERM is killed: Cloud Run's SIGKILL comes at 10 s.
+EDGE_WORKER_STOP_SECONDS="${EDGE_WORKER_STOP_SECONDS:-8}"
 EDGE_HEALTH_SERVER="${EDGE_HEALTH_SERVER:-false}"
 EDGE_WORKER_CONCURRENCY="${EDGE_WORKER_CONCURRENCY:-4}"
 EDGE_WORKER_NAME_PREFIX="${EDGE_WORKER_NAME_PREFIX:-edge-worker}"
@@ -58,6 +62,10 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-airflow.providers.edg
   || die "EDGE_LOG_KEEP_MIB must be a whole number of MiB and EDGE_LOG_PRUNE_SECONDS of seconds (got ${EDGE_LOG_KEEP_MIB}, ${EDGE_LOG_PRUNE_SECONDS})."
 [[ "$EDGE_CENTRAL_LOST_SECONDS" =~ ^[0-9]+$ ]] \
   || die "EDGE_CENTRAL_LOST_SECONDS must be a whole number of seconds, 0 for never (got ${EDGE_CENTRAL_LOST_SECONDS})."
+[[ "$EDGE_TASK_GRACE_SECONDS" =~ ^[0-9]+$ && "$EDGE_WORKER_STOP_SECONDS" =~ ^[0-9]+$ ]] \
+  || die "EDGE_TASK_GRACE_SECONDS and EDGE_WORKER_STOP_SECONDS must be whole numbers of seconds (got ${EDGE_TASK_GRACE_SECONDS}, ${EDGE_WORKER_STOP_SECONDS})."
+(( EDGE_TASK_GRACE_SECONDS <= EDGE_WORKER_STOP_SECONDS )) \
+  || die "EDGE_TASK_GRACE_SECONDS (${EDGE_TASK_GRACE_SECONDS}) must not be above EDGE_WORKER_STOP_SECONDS (${EDGE_WORKER_STOP_SECONDS}): the tasks end before the worker is killed."
 [[ -z "${EDGE_TEAM_NAME:-}" || "$EDGE_TEAM_NAME" =~ ^[A-Za-z0-9_]{3,50}$ ]] \
   || die "EDGE_TEAM_NAME must be the team's Airflow team name: 3 to 50 letters, digits or '_' (got ${EDGE_TEAM_NAME})."
 [[ -z "$EDGE_REMOTE_LOG_FOLDER" || "$EDGE_REMOTE_LOG_FOLDER" =~ ^gs://[a-z0-9][-_.a-z0-9]*[a-z0-9]/[^/].*$ ]] \
@@ -86,12 +94,12 @@ stop_helpers() {
 }
 trap stop_helpers EXIT
 
-# The command that kills the task processes still running below this script $1 s from now
-# and returns once they are gone (the worker and its direct children, the task supervisors,
-# are spared while the worker lives; so are the helpers). One process, run as it is: killed
-# before then, it leaves nothing behind.
-end_tasks_after() {
-  end_tasks=("$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" end-tasks "$1" "$$" "$worker_pid"
+# The startup.py command ($@: end-tasks or stop-worker and their seconds) that kills the task
+# processes still running below this script and returns once they are gone (the worker and its
+# direct children, the task supervisors, are spared while the worker lives; so are the
+# helpers). One process, run as it is: killed before its time, it leaves nothing behind.
+tasks_command() {
+  tasks_command=("$EDGE_PYTHON" -S "$EDGE_HOME/startup.py" "$@" "$$" "$worker_pid"
     ${health_pid:+"$health_pid"} ${pruner_pid:+"$pruner_pid"} ${fence_pid:+"$fence_pid"})
 }
 
@@ -102,10 +110,10 @@ on_signal() {
   fi
   shutting_down=true
   if [[ -n "$worker_pid" ]]; then
-    log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried"
+    log "received $1: stopping worker ${worker_name}; tasks still running in ${EDGE_TASK_GRACE_SECONDS} s are ended and retried, the worker if still there in ${EDGE_WORKER_STOP_SECONDS} s"
     kill -TERM "$worker_pid" 2>/dev/null || true
-    end_tasks_after "$EDGE_TASK_GRACE_SECONDS"
-    "${end_tasks[@]}" &
+    tasks_command stop-worker "$EDGE_TASK_GRACE_SECONDS" "$EDGE_WORKER_STOP_SECONDS"
+    "${tasks_command[@]}" &
     reaper_pid=$!
   else
     log "received $1 before the worker started: exiting"
@@ -194,8 +202,8 @@ if [[ -n "$reaper_pid" ]]; then
   wait "$reaper_pid" 2>/dev/null || true
   reaper_pid=""
 fi
-end_tasks_after 0
-"${end_tasks[@]}" || true
+tasks_command end-tasks 0
+"${tasks_command[@]}" || true
 
 if [[ "$shutting_down" == "true" ]]; then
   log "worker ${worker_name} stopped (exit ${status})"

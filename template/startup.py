@@ -19,6 +19,13 @@
         supervisor died is re-parented to the entrypoint (a child subreaper), so it is
         found too.
 
+    python3 startup.py stop-worker GRACE_SECONDS DEADLINE_SECONDS ENTRYPOINT_PID WORKER_PID [SPARED_PID...]
+        Run from SIGTERM on: end-tasks after GRACE_SECONDS; then, if the worker has not exited
+        DEADLINE_SECONDS after the start, SIGKILL it, so that the entrypoint ends before
+        Cloud Run's SIGKILL. A worker retrying a call to a central site it cannot reach
+        (edge3: up to 10 attempts, 1 to 90 s apart) acts on SIGTERM only once the call
+        returns.
+
     python3 startup.py keep-logs FOLDER KEEP_MIB SECONDS [UPLOAD_TO]
         Keep the task log files under FOLDER ([logging] base_log_folder, an in-memory volume
         on Cloud Run) at KEEP_MIB or less (0: no bound): every SECONDS, when they hold more,
@@ -49,6 +56,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -231,6 +239,20 @@ def end_tasks(entrypoint_pid: int, worker_pid: int, spared: set[int]) -> int:
         wait_gone(pids, ENDED_WAIT_SECONDS)
         print(f"startup: ended {ended} task process(es) still running after SIGTERM", file=sys.stderr)
     return ended
+
+
+def stop_worker(grace: float, deadline: float, entrypoint_pid: int, worker_pid: int, spared: set[int]) -> None:
+    """End the tasks after `grace` s, then the worker if it is still there after `deadline` s."""
+    began = time.monotonic()
+    time.sleep(grace)
+    end_tasks(entrypoint_pid, worker_pid, spared)
+    time.sleep(max(0.0, deadline - (time.monotonic() - began)))
+    if gone(worker_pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker_pid, signal.SIGKILL)
+    print(f"startup: the worker had not exited {deadline:g} s after SIGTERM (a call to the central site may "
+          "still be retrying): killed it, so that the container ends before Cloud Run's SIGKILL", file=sys.stderr)
 
 
 def open_files() -> set[str]:
@@ -479,6 +501,9 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 4 and argv[0] == "end-tasks":
         time.sleep(float(argv[1]))
         end_tasks(int(argv[2]), int(argv[3]), {int(pid) for pid in argv[4:]})
+        return 0
+    if len(argv) >= 5 and argv[0] == "stop-worker":
+        stop_worker(float(argv[1]), float(argv[2]), int(argv[3]), int(argv[4]), {int(pid) for pid in argv[5:]})
         return 0
     if len(argv) in (4, 5) and argv[0] == "keep-logs":
         keep_logs(Path(argv[1]), int(argv[2]), float(argv[3]), argv[4] if len(argv) == 5 else "")

@@ -240,16 +240,53 @@ def test_a_cut_off_worker_stops_its_airflow_2_task_before_the_site_runs_it_again
     assert result.left == []  # nothing of the worker outlives its stop
 
 
-def test_the_entrypoint_refuses_a_fence_that_is_not_whole_seconds(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("settings", "line"), [
+    ({"EDGE_CENTRAL_LOST_SECONDS": "4m"},
+     "EDGE_CENTRAL_LOST_SECONDS must be a whole number of seconds, 0 for never (got 4m)."),
+    ({"EDGE_WORKER_STOP_SECONDS": "9.5"},
+     "EDGE_TASK_GRACE_SECONDS and EDGE_WORKER_STOP_SECONDS must be whole numbers of seconds (got 3, 9.5)."),
+    ({"EDGE_TASK_GRACE_SECONDS": "5", "EDGE_WORKER_STOP_SECONDS": "4"},
+     "EDGE_TASK_GRACE_SECONDS (5) must not be above EDGE_WORKER_STOP_SECONDS (4): the tasks end before the worker "
+     "is killed."),
+])  # fmt: skip
+def test_the_entrypoint_refuses_stop_and_fence_times_that_are_not_whole_seconds_in_order(
+        tmp_path: Path, settings: dict[str, str], line: str) -> None:
     env = {**os.environ, "AIRFLOW__EDGE__API_URL": "http://127.0.0.1:9/edge_worker/v1/rpcapi",
            "EDGE_SHARED_SECRET": "s" * 64, "EDGE_WORKER_QUEUES": "team_c_queue", "EDGE_RUN_DIR": str(tmp_path),
-           "EDGE_CENTRAL_LOST_SECONDS": "4m"}  # fmt: skip
+           **settings}  # fmt: skip
 
     done = subprocess.run(["bash", str(ROOT / "template" / "entrypoint.sh")], env=env, capture_output=True,
                           text=True, timeout=30, check=False)
 
     assert done.returncode == 1
-    assert "EDGE_CENTRAL_LOST_SECONDS must be a whole number of seconds, 0 for never (got 4m)." in done.stderr
+    assert line in done.stderr
+
+
+def test_a_worker_stopped_while_cut_off_ends_before_cloud_runs_sigkill(site: Site) -> None:
+    """Cloud Run stops an instance (a scale-in, a new revision) while the central site is out of
+    reach: the worker is inside edge3's retries of a call (10 attempts, 1 to 90 s apart) and acts
+    on SIGTERM only once the call returns. The entrypoint kills it after EDGE_WORKER_STOP_SECONDS
+    (8 s) and ends by itself, before Cloud Run's SIGKILL at 10 s, leaving nothing."""
+    link = FaultyLink(site.central.port)
+    try:
+        overrides = {"AIRFLOW__EDGE__API_URL": link.url(site.central.api_url)}
+        with site.running(site.team_c, "stopped-cut-off", overrides=overrides) as (worker, worker_name):
+            harness.wait_until("the worker's row", lambda: site.central.worker_rows().get(worker_name) == "idle",
+                               timeout=120)  # fmt: skip
+            link.cut()
+            seen = len(worker.proc.text())
+            harness.wait_until("the worker to retry a call to the central site",
+                               lambda: worker.proc.text()[seen:].count("_make_generic_request") >= 2, timeout=120)
+            status = worker.proc.stop(timeout=30)  # SIGTERM; SIGKILL to its group only after 30 s
+            log = worker.proc.text()
+            left = harness.pids_with_env(f"AIRFLOW_HOME={worker.home}")
+    finally:
+        link.close()
+
+    assert "killed it, so that the container ends before Cloud Run's SIGKILL" in log
+    assert f"worker {worker_name} stopped" in log
+    assert status == 0, log[-3000:]  # ended by itself, not by the test's SIGKILL
+    assert left == []
 
 
 # Restarts: the server stopped with SIGTERM, as an upgrade or a rescheduled container stops it,
