@@ -98,16 +98,22 @@ def lasting(begin: Callable[[FaultyLink], None], seconds: float) -> Callable[[Fa
     return act
 
 
+def through(link: FaultyLink, site: Site) -> dict[str, str]:
+    """Team c's worker settings that send its Edge API and (Airflow 3) its tasks' Execution API through `link`."""
+    env = harness.worker_env_file(site.team_c)
+    overrides = {"AIRFLOW__EDGE__API_URL": link.url(site.central.api_url)}
+    if "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in env:
+        overrides["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = link.url(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    return overrides
+
+
 def ride(site: Site, tmp_path: Path, name: str, fault: str, act: Callable[[FaultyLink], object],
          task_seconds: float, settings: dict[str, str] | None = None) -> Ride:
     """A worker of team c behind a link; a task starts; `act(link)` is the fault, done when it returns."""
     link = FaultyLink(site.central.port)
     notes = tmp_path / "executions.txt"
-    env = harness.worker_env_file(site.team_c)
-    overrides = {"AIRFLOW__EDGE__API_URL": link.url(site.central.api_url), "EDGE_FAULT_OUT": str(notes),
-                 "EDGE_FAULT_TASK_SECONDS": str(task_seconds), **(settings or {})}  # fmt: skip
-    if "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in env:
-        overrides["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = link.url(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    overrides = {**through(link, site), "EDGE_FAULT_OUT": str(notes), "EDGE_FAULT_TASK_SECONDS": str(task_seconds),
+                 **(settings or {})}  # fmt: skip
     states: list[tuple[float, str]] = []
     watching = threading.Event()
     try:
@@ -269,8 +275,7 @@ def test_a_worker_stopped_while_cut_off_ends_before_cloud_runs_sigkill(site: Sit
     (8 s) and ends by itself, before Cloud Run's SIGKILL at 10 s, leaving nothing."""
     link = FaultyLink(site.central.port)
     try:
-        overrides = {"AIRFLOW__EDGE__API_URL": link.url(site.central.api_url)}
-        with site.running(site.team_c, "stopped-cut-off", overrides=overrides) as (worker, worker_name):
+        with site.running(site.team_c, "stopped-cut-off", overrides=through(link, site)) as (worker, worker_name):
             harness.wait_until("the worker's row", lambda: site.central.worker_rows().get(worker_name) == "idle",
                                timeout=120)  # fmt: skip
             link.cut()
