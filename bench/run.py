@@ -1,7 +1,8 @@
 """Benchmarks: each figure against a floor measured in the same run, interleaved.
 
     python3 scripts/dev.py bench [--runs N] [--skip-suite]
-        [--only render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,elastic,scaler]
+        [--only render,update,health,registration,memory,shutdown,image,dagcheck,local,suite,fleet,pickup,soak,
+               elastic,scaler]
 
 Prints a table (min / median / max over N runs, the ratio of medians to the floor and the
 target) and writes BENCHMARKS.md. Nothing here asserts: targets are checked by reading it.
@@ -145,6 +146,45 @@ def bench_dag_check(work: Path, runs: int, template: Path) -> Row:
     uv_times, pip_times = interleave(max(1, min(runs, 2)), lambda: cold("uv"), lambda: cold("pip"))
     return Row("dag check: first run, fresh machine (venv built with uv)", "s", uv_times,
                "the same built with pip (before)", pip_times, "<= 0.4x", 0.4)
+
+
+def bench_local_run(work: Path, runs: int, template: Path) -> Row:
+    """The team README's first command on a default render, `python3 tools/run_locally.py --trigger
+    team_c_example`, from its start to the example task's success line: warm (the venv cached), against
+    cold (a fresh machine: no uv on PATH, empty caches, so uv is fetched and the venv built)."""
+    repo = render(work / "local-run" / "team-c", {}, src=template, vcs_ref="v1.0.0")
+    dev_bin = str(Path(harness.uv()).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != dev_bin)
+    counter = iter(range(10_000))
+
+    def first_task_done(env: dict[str, str]) -> float:
+        started = time.perf_counter()
+        with subprocess.Popen(["python3", "tools/run_locally.py", "--trigger", "team_c_example", "--port",
+                               str(harness.free_port())], cwd=repo, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as run:
+            done = None
+            for line in run.stdout:  # type: ignore[union-attr]
+                if done is None and "hello_from_edge: success" in line:
+                    done = time.perf_counter() - started
+            if run.wait() != 0 or done is None:
+                raise RuntimeError(f"the local run failed ({run.returncode})")
+        return done
+
+    def cold() -> float:
+        fresh = work / "local-run" / f"cold-{next(counter)}"
+        try:
+            return first_task_done({**os.environ, "PATH": path, "EDGE_TEMPLATE_CACHE": str(fresh / "edge"),
+                                    "UV_CACHE_DIR": str(fresh / "uv"), "PIP_CACHE_DIR": str(fresh / "pip")})
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+
+    def warm() -> float:
+        return first_task_done({**os.environ, "PATH": path})
+
+    warm()  # the cache filled once, outside the figures
+    warm_times, cold_times = interleave(max(1, min(runs, 2)), warm, cold)
+    return Row("local run: command -> example task done, venv cached (warm)", "s", warm_times,
+               "first run, fresh machine (cold: uv fetched, venv built)", cold_times)
 
 
 # --------------------------------------------------------------------------- render and update
@@ -657,8 +697,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--only",
-                        default="render,update,health,registration,memory,shutdown,image,dagcheck,suite,fleet,pickup,soak,"
-                                "elastic,scaler")
+                        default="render,update,health,registration,memory,shutdown,image,dagcheck,local,suite,fleet,"
+                                "pickup,soak,elastic,scaler")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--soak-sites", default="airflow2,airflow3", help="the tracks `soak` runs on")
     parser.add_argument("--fleet-sites", default=",".join(fleet.FLEET_TRACKS),
@@ -700,6 +740,8 @@ def main(argv: list[str]) -> int:
             rows.extend(bench_image(work, args.runs, template))
         if "dagcheck" in only:
             rows.append(bench_dag_check(work, args.runs, template))
+        if "local" in only:
+            rows.append(bench_local_run(work, args.runs, template))
         # One site failing loses its figures only: the others are written.
         if "fleet" in only:
             for track in (fleet.FLEET_TRACKS[name] for name in args.fleet_sites.split(",")):

@@ -33,6 +33,7 @@ ALWAYS = [
     "startup.py",
     "tools/answers.py",
     "tools/check_dag_imports.py",
+    "tools/run_locally.py",
     "worker.env.yaml",
 ]
 

@@ -114,10 +114,7 @@ def site_answers(track: Track, port: int, **extra: object) -> dict[str, object]:
 
 def central_extra(track: Track) -> tuple[str, ...]:
     """What the central site needs beyond the worker's packages: PostgreSQL's drivers."""
-    if not track.postgres:
-        return ()
-    # Airflow 3 also opens an async engine on the same database (postgresql+asyncpg).
-    return ("psycopg2-binary", "asyncpg") if track.airflow_version.startswith("3.") else ("psycopg2-binary",)
+    return harness.central_extra(track.airflow_version, track.postgres)
 
 
 @contextmanager
@@ -136,7 +133,7 @@ def running_central_site(
         stack.callback(central.stop)
         central.migrate()
         for team in teams:
-            central.add_team(team)
+            central.add_team(team, harness.worker_env_file(team).get("EDGE_TEAM_NAME"))
         central.start()
         yield central
 
