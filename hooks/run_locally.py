@@ -23,7 +23,8 @@ Everything it starts stops when it ends (Ctrl-C, SIGTERM or the end of --trigger
 Cloud Run stops it (SIGTERM), then the site. Its only state is the folder --folder (default
 .local-run/ in this repo, git-ignored), emptied at the next start; it keeps the logs. The
 venv's Python is this python3: use the image's version (python_version) to match it exactly.
-Linux and macOS; stdlib only. The template's own tests run their central sites with this file.
+Standard library only; tested on Linux (macOS is not tested here). The template's own tests
+run their central sites with this file.
 """
 
 from __future__ import annotations
