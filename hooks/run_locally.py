@@ -4,7 +4,8 @@
     python3 tools/run_locally.py                    # the central site's UI; Ctrl-C stops everything
     python3 tools/run_locally.py --trigger DAG_ID   # trigger DAG_ID, print each task's state and log;
                                                     # exit 0 when the run succeeds, 1 when it fails
-    python3 tools/run_locally.py --containers       # print the docker commands that run the same
+    python3 tools/run_locally.py --containers       # the same with the images, on a Docker engine
+                                                    # (--dry-run: print its docker commands)
 
 What runs, from this repo's own files and nothing of Google Cloud or the real site:
 - Packages: a venv built as the Dockerfile builds the image, with uv as the image does (uv is
@@ -974,7 +975,7 @@ def container_script(repo: Path, port: int) -> str:
     lines = [
         "#!/usr/bin/env bash",
         f"# Team {team}'s worker and a throwaway central site in containers: printed by",
-        "# `python3 tools/run_locally.py --containers`; run it from the repo's folder.",
+        "# `python3 tools/run_locally.py --containers --dry-run`; run it from the repo's folder.",
         "set -euo pipefail",
         'EDGE_SHARED_SECRET="$(python3 -c \'import secrets; print(secrets.token_urlsafe(32))\')"',
         f'{secret_var}="$EDGE_SHARED_SECRET"',
@@ -1003,14 +1004,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--folder", type=Path, default=None, help="where its state goes (.local-run/ in this repo)")
     parser.add_argument("--timeout", type=float, default=1800, help="--trigger: seconds to wait for the run (1800)")
     parser.add_argument("--containers", action="store_true",
-                        help="print the docker commands that run the same with the images, and exit")
+                        help="the same with the images, on a Docker engine (the UI run; Ctrl-C removes them)")
+    parser.add_argument("--dry-run", action="store_true", help="--containers: print its commands, run nothing")
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parents[1]
+    if args.dry_run and not args.containers:
+        parser.error("--dry-run goes with --containers")
     if args.containers:
         if args.trigger:
-            parser.error("--containers prints the commands of the UI run: trigger from the UI")
-        print(container_script(repo, args.port), end="")
-        return 0
+            parser.error("--containers runs the UI run only: trigger from the UI")
+        script = container_script(repo, args.port)
+        if args.dry_run:
+            print(script, end="")
+            return 0
+        engine = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)  # noqa: S607
+        if engine.returncode != 0:
+            say(f"no Docker engine answers here (docker info: {engine.stderr.strip()[:300]}): "
+                "--containers --dry-run prints the commands")
+            return 2
+        say("containers: the worker from this repo's Dockerfile, the central site from the apache/airflow image")
+        os.chdir(repo)
+        os.execvp("bash", ["bash", "-c", script])  # noqa: S606, S607 - bash runs the script printed by --dry-run
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", args.port))

@@ -6,7 +6,8 @@ On Airflow 2 (the default site: a default render, its README's command as writte
 Airflow 3 (a DAG bundle named otherwise, DAG files from a bucket folder on the real site):
 the example DAG runs on the team's worker and the command exits 0; a failing task makes it
 exit 1 and print the task's log; Ctrl-C leaves no process and no port behind. The container
-path, which needs a Docker engine this machine lacks, is checked by the real docker client.
+path, which needs a Docker engine this machine lacks, is checked by the real docker client and
+run against a recording stand-in for it.
 """
 
 from __future__ import annotations
@@ -188,12 +189,13 @@ def made_secret(folder: Path) -> str:
 def test_the_container_commands_are_what_the_docker_client_accepts(track: str, tmp_path: Path) -> None:
     """No Docker engine runs here: the docker client parses each command's flags before it asks
     the engine, so each must fail only for want of the engine. And the script holds what the
-    venv run holds: the repo's image, every worker setting, the site's release, no secret value."""
+    venv run holds: the repo's image, every worker setting, the site's release, no secret value.
+    Without --dry-run and without an engine, it says so and runs nothing."""
     docker = shutil.which("docker")
     if docker is None:
         pytest.fail("docker is missing: this machine kind has its client (with no engine)")
     repo = team_repo(track, tmp_path)
-    result = run_locally(repo, "--containers", "--port", "18080", timeout=60)
+    result = run_locally(repo, "--containers", "--dry-run", "--port", "18080", timeout=60)
     assert result.returncode == 0, result.stderr
     script = result.stdout
     (tmp_path / "local.sh").write_text(script)
@@ -214,6 +216,57 @@ def test_the_container_commands_are_what_the_docker_client_accepts(track: str, t
     version = TRACKS[track].airflow_version if track != "airflow2" else "2.10.5"
     assert f"apache/airflow:{version}-python3.12 " in script + " "
     assert "EDGE_SHARED_SECRET=" not in " ".join(" ".join(c) for c in commands)  # passed by name only
+    no_engine = subprocess.run(["python3", "tools/run_locally.py", "--containers"], cwd=repo, capture_output=True,
+                               text=True, check=False, timeout=60,
+                               env={**without_dev_tools(), "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert no_engine.returncode == 2
+    assert "no Docker engine answers here" in no_engine.stdout
+    assert "--containers --dry-run prints the commands" in no_engine.stdout
+
+
+DOCKER_STAND_IN = """#!/usr/bin/env bash
+# The docker client where an engine answers, recording each call: no engine runs here.
+printf '%s\\n' "$*" >>"$DOCKER_CALLS"
+printf '%s\\n' "${EDGE_SHARED_SECRET:-}" >>"$DOCKER_CALLS.secret"
+if [[ "$1 ${2:-}" == "logs --follow" ]]; then exec sleep 600; fi
+"""
+
+
+def test_where_docker_runs_ctrl_c_removes_every_container_it_started(tmp_path: Path) -> None:
+    """With an engine (a recording stand-in for the docker client: no engine runs here), the
+    script runs; Ctrl-C while it follows the worker's log removes every container and the network."""
+    repo = team_repo("airflow2", tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(DOCKER_STAND_IN)
+    (bin_dir / "docker").chmod(0o755)
+    calls = tmp_path / "docker-calls"
+    env = {**without_dev_tools(), "DOCKER_CALLS": str(calls)}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    tool_run = subprocess.Popen(["python3", "tools/run_locally.py", "--containers"], cwd=repo, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        harness.wait_until("the worker's log followed", lambda: calls.exists() and "logs --follow" in
+                           calls.read_text() or tool_run.poll() is not None, timeout=60)
+        os.killpg(tool_run.pid, signal.SIGINT)
+        output = tool_run.communicate(timeout=60)[0]
+    finally:
+        if tool_run.poll() is None:
+            os.killpg(tool_run.pid, signal.SIGKILL)
+    assert tool_run.returncode == -signal.SIGINT, output  # bash ends itself by the interrupt, after its trap
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "info"
+    assert lines[1] == f"build --tag team-c-worker:local {repo.resolve()}"
+    started = [words[words.index("--name") + 1] for words in map(str.split, lines) if "--name" in words]
+    assert started == ["team-c-db", "team-c-central", "team-c-scheduler", "team-c-worker"]
+    follow = lines.index("logs --follow team-c-worker")
+    assert lines[follow + 1:] == [f"rm --force {' '.join(reversed(started))}", "network rm team-c-local"]
+    secrets_seen = set(Path(f"{calls}.secret").read_text().splitlines()[1:])  # after `docker info`
+    assert len(secrets_seen) == 1
+    secret = secrets_seen.pop()
+    assert len(secret) >= 40  # made by the script, in every docker call's environment
+    assert secret not in calls.read_text()  # never in a command line
+    assert secret not in output
 
 
 def test_a_team_repo_of_the_release_before_takes_the_tool_with_copier_update_and_runs_its_dag(tmp_path: Path) -> None:
