@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 # The /proc helpers, called as harness.X by the tests and bench/.
-from support.procs import alive, all_pids, cmdline, descendants, pids_with_env, pss_mib, rss_mib  # noqa: F401
+from support.procs import alive, all_pids, cmdline, descendants, pss_mib, rss_mib  # noqa: F401
 
 HOOKS = Path(__file__).resolve().parents[2] / "hooks"
 if str(HOOKS) not in sys.path:
@@ -35,6 +35,7 @@ from run_locally import (  # noqa: E402, F401 - re-exported: the tests call them
     image_built,
     kill_strays,
     local_path,
+    pids_with_env,
     postgres,
     postgres_bin,
     read_env_file,

@@ -19,19 +19,6 @@ def children() -> dict[int, list[int]]:
     return found
 
 
-def pids_with_env(marker: str) -> list[int]:
-    """Processes whose environment holds `marker` (KEY=VALUE)."""
-    needle = marker.encode()
-    found = []
-    for proc_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (proc_dir / "environ").read_bytes():
-                found.append(int(proc_dir.name))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 def descendants(pid: int) -> list[int]:
     """Every process below `pid`, by parent links in /proc."""
     below = children()

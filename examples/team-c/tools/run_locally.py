@@ -920,10 +920,8 @@ def container_script(repo: Path, port: int) -> str:
     net = f"{team}-local"
     central_host = f"{team}-central"
     worker_env = read_worker_env(repo)
-    db = None
-    if major == 2:
-        db = Postgres(Path("/"), 5432, Path("/"))
-    site = CentralSite(Path("/home/airflow/.local"), Path("/opt/airflow"), 8080, "unused", major, db,
+    # The venv run's settings (configure) at the image's paths; the database URL is set below.
+    site = CentralSite(Path("/home/airflow/.local"), Path("/opt/airflow"), 8080, "unused", major, None,
                        Path("/opt/airflow/logs"))
     team_name = worker_env.get("EDGE_TEAM_NAME")
     site.configure(read_env_file(repo / "central" / "edge.env"), bundle=bundle_name(worker_env),
@@ -933,7 +931,7 @@ def container_script(repo: Path, port: int) -> str:
     dropped = ("PATH", "HOME", secret_var, "AIRFLOW__WEBSERVER__SECRET_KEY")
     site_env = {key: value for key, value in site.env.items() if key not in dropped}
     site_env["AIRFLOW__EDGE__API_URL"] = f"http://{central_host}:8080/edge_worker/v1/rpcapi"
-    if db is not None:
+    if major == 2:
         site_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg2://postgres:local@{team}-db:5432/airflow"
     else:
         site_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
